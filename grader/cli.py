@@ -1,0 +1,198 @@
+"""The ``grader`` command: parse, build Settings, call :mod:`grader.api`, print, exit.
+
+Heavy modules load inside commands, so ``grader --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from grader import __version__
+from grader.errors import GraderError
+
+if TYPE_CHECKING:
+    from grader.models import GradeResult
+
+SYMBOLS = {"pass": "✔", "fail": "✘", "error": "!", "timeout": "⌛", "oom": "M", "grader_error": "?"}
+COLORS = {"pass": "green", "fail": "red", "error": "yellow", "timeout": "magenta", "oom": "magenta",
+          "grader_error": "cyan"}
+
+
+class GraderGroup(click.Group):
+    """Prints handled errors as one line (no traceback) with their exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except GraderError as exc:
+            click.secho(f"error: {exc}", fg="red", err=True)
+            ctx.exit(exc.exit_code)
+
+
+def _settings(**overrides: Any) -> Any:
+    from grader.config import Settings
+
+    return Settings.load(overrides)
+
+
+def _registries() -> Any:
+    from grader import api
+
+    return api.load()
+
+
+sandbox_option = click.option("--sandbox", metavar="NAME", help="Sandbox backend (default: best available; "
+                              "see `grader sandboxes`).")
+seed_option = click.option("--seed", type=int, help="Seed for python, numpy and torch (default 0).")
+
+
+@click.group(cls=GraderGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="grader")
+def main() -> None:
+    """Grade deep-learning exercises: sandboxed checks, tensor-aware reports.
+
+    \b
+    Students:     grader list                        what exercises exist
+                  grader start self-attention        copy the stub to ./self-attention
+                  grader check self-attention        run the public checks on your work
+    Instructors:  grader grade EXERCISE SUB... --out results/
+                  grader demo                        grade a sample submission end to end
+    """
+
+
+@main.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
+def list_cmd(as_json: bool) -> None:
+    """List the exercises: id, level, title, points, device."""
+    exercises = _registries().exercises.ordered()
+    if as_json:
+        click.echo(json.dumps([e.summary_dict() for e in exercises], indent=2))
+        return
+    rows = [(e.id, e.level, e.title, f"{e.points:g}", e.device) for e in exercises]
+    header = ("ID", "LEVEL", "TITLE", "POINTS", "DEVICE")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(5)]
+    for row in [header, *rows]:
+        click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+@main.command()
+@click.argument("exercise")
+@click.argument("directory", required=False, type=click.Path(path_type=Path))
+def start(exercise: str, directory: Path | None) -> None:
+    """Copy EXERCISE's student stub into DIRECTORY (default ./EXERCISE)."""
+    from grader import api
+
+    dest = directory or Path(exercise)
+    written = api.start(_registries(), exercise, dest)
+    for path in written:
+        click.echo(f"  created {path}")
+    click.echo(f"Next: edit {dest / 'solution.py'}, then run `grader check {exercise} {dest}`.")
+
+
+def _print_result(result: GradeResult, verbose: bool) -> None:
+    for c in result.checks:
+        sym = click.style(SYMBOLS[c.status.value], fg=COLORS[c.status.value])
+        line = f" {sym} {c.status.value:<12} {c.score:g}/{c.max_score:g}  {c.title}"
+        click.echo(line)
+        if c.status.value != "pass" and c.message and c.visibility.value != "hidden":
+            click.echo(f"      {c.message}")
+        if verbose and c.output and c.visibility.value == "public" and c.status.value != "pass":
+            click.echo("      " + c.output.replace("\n", "\n      "))
+    iso = result.provenance.get("isolation", {})
+    click.echo(f"Score: {result.score:g}/{result.max_score:g} ({result.status.value}); "
+               f"sandbox: {iso.get('backend')}, {result.execution_time_s:.1f} s")
+
+
+@main.command()
+@click.argument("exercise")
+@click.argument("submission", required=False, type=click.Path(path_type=Path))
+@sandbox_option
+@seed_option
+@click.option("--out", type=click.Path(path_type=Path), help="Also write results.json and report.html here.")
+@click.option("-v", "--verbose", is_flag=True, help="Show tracebacks and full failure output.")
+def check(exercise: str, submission: Path | None, sandbox: str | None, seed: int | None, out: Path | None,
+          verbose: bool) -> None:
+    """Run EXERCISE's public checks on SUBMISSION (default ./EXERCISE).
+
+    Hidden checks are not run here; the summary says how many there are.  Exit code 0 when every
+    public check passes, 1 when some do not, 2 for usage errors, 3 for grader errors.
+    """
+    from grader import api
+
+    settings = _settings(sandbox=sandbox, seed=seed)
+    result = api.grade(_registries(), exercise, submission or Path(exercise), settings, public_only=True,
+                       out_dir=out)
+    _print_result(result, verbose)
+    if result.not_run:
+        click.echo(f"{result.not_run} hidden check(s) worth {result.not_run_points:g} point(s) were not run: "
+                   "passing the public checks does not mean full marks.")
+    elif result.status.value == "pass":
+        click.echo("All public checks passed.")
+    if out:
+        click.echo(f"Report: {out / 'report.html'}")
+    sys.exit(3 if result.status.value == "grader_error" else 0 if result.status.value == "pass" else 1)
+
+
+@main.command("grade")
+@click.argument("exercise")
+@click.argument("submissions", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Results go to OUT/<submission>/<EXERCISE>/{results.json,report.html}.")
+@sandbox_option
+@seed_option
+@click.option("-k", "select", metavar="EXPR", help="Only checks matching this pytest -k expression.")
+def grade_cmd(exercise: str, submissions: tuple[Path, ...], out: Path, sandbox: str | None, seed: int | None,
+              select: str | None) -> None:
+    """Grade each SUBMISSION (a folder with solution.py, or a .py file) with every check.
+
+    Exit code 0 whenever grading worked, whatever the scores; 2 for usage errors, 3 when the
+    grader itself failed on some submission (those results say grader_error).
+    """
+    from grader import api
+
+    settings = _settings(sandbox=sandbox, seed=seed, select=select)
+    registries = _registries()
+    failed = 0
+    for sub in submissions:
+        from grader.submission import submission_name
+
+        dest = out / submission_name(sub) / exercise
+        click.echo(f"== {sub} -> {dest}")
+        result = api.grade(registries, exercise, sub, settings, out_dir=dest)
+        _print_result(result, verbose=False)
+        failed += result.status.value == "grader_error"
+    sys.exit(3 if failed else 0)
+
+
+@main.command()
+def sandboxes() -> None:
+    """List sandbox backends and whether each works on this machine."""
+    for sb in sorted(_registries().sandboxes, key=lambda s: s.priority):
+        ok, why = sb.available()
+        click.echo(f"{sb.name:<10} {'available' if ok else 'unavailable':<12} {why}")
+
+
+@main.command()
+@click.option("--out", type=click.Path(path_type=Path), default=Path("grader-demo"), show_default=True)
+@sandbox_option
+def demo(out: Path, sandbox: str | None) -> None:
+    """Grade the packaged sample submission end to end and write its HTML report."""
+    from grader import api
+    from grader.paths import exercises_root
+
+    registries = _registries()
+    sample = exercises_root() / "self-attention" / "sample"
+    result = api.grade(registries, "self-attention", sample, _settings(sandbox=sandbox),
+                       out_dir=out / "sample" / "self-attention")
+    _print_result(result, verbose=False)
+    click.echo(f"Report: {(out / 'sample' / 'self-attention' / 'report.html').resolve()}")
+    sys.exit(3 if result.status.value == "grader_error" else 0)
+
+
+if __name__ == "__main__":
+    main()

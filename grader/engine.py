@@ -1,0 +1,223 @@
+"""Grading one submission: stage it, run the trusted check runner, read back classified results."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from grader import __version__
+from grader.config import Settings
+from grader.errors import SandboxUnavailable
+from grader.models import CheckResult, Exercise, GradeResult, Status, Visibility
+from grader.paths import PACKAGE_DIR, data_root
+from grader.plugins import Registries
+from grader.sandbox import Limits, Sandbox
+from grader.submission import stage
+
+RUNNER_SLACK_S = 60.0
+
+
+def choose_sandbox(registries: Registries, name: str | None) -> Sandbox:
+    """The named backend, or the available one with the lowest priority."""
+    if name:
+        sandbox = registries.sandboxes.get(name)
+        ok, why = sandbox.available()
+        if not ok:
+            raise SandboxUnavailable(f"sandbox {name!r} is not available: {why}")
+        return sandbox
+    for sandbox in sorted(registries.sandboxes, key=lambda s: s.priority):
+        if sandbox.available()[0]:
+            return sandbox
+    raise SandboxUnavailable("no sandbox backend is available")
+
+
+def _package_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _secret_paths(registries: Registries, out_dir: Path | None) -> list[str]:
+    paths = {PACKAGE_DIR, data_root() / "exercises", data_root() / "reference"}
+    for ex in registries.exercises:
+        paths.add(ex.checks_dir)
+        if ex.reference_dir:
+            paths.add(ex.reference_dir)
+    if out_dir is not None:
+        paths.add(out_dir)
+    return sorted(str(p.resolve()) for p in paths)
+
+
+def _rmtree(path: Path) -> None:
+    def fix(func: Any, p: str, _exc: Any) -> None:
+        try:
+            os.chmod(p, stat.S_IRWXU)
+            os.chmod(os.path.dirname(p), stat.S_IRWXU)
+            func(p)
+        except OSError:
+            pass
+
+    shutil.rmtree(path, onerror=fix)
+
+
+def _run_runner(cfg_path: Path, timeout: float) -> tuple[int | None, str]:
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",
+               HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+    proc = subprocess.Popen(  # noqa: S603 - our own runner
+        [sys.executable, "-m", "grader.runner", str(cfg_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+    )
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
+        return None, out.decode(errors="replace")[-4000:]
+    return proc.returncode, out.decode(errors="replace")[-4000:]
+
+
+def _read_results(path: Path) -> tuple[list[CheckResult], dict[str, Any], dict[str, Any]]:
+    checks: list[CheckResult] = []
+    session: dict[str, Any] = {}
+    not_run: dict[str, Any] = {"count": 0, "points": 0.0}
+    if not path.exists():
+        return checks, session, not_run
+    for line in path.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        kind = record.pop("kind")
+        if kind == "check":
+            checks.append(CheckResult.from_dict(record))
+        elif kind == "session":
+            session = record
+        elif kind == "not_run":
+            not_run = record
+    return checks, session, not_run
+
+
+def grade(
+    exercise: Exercise,
+    source: Path,
+    settings: Settings,
+    registries: Registries,
+    public_only: bool = False,
+    out_dir: Path | None = None,
+) -> GradeResult:
+    """Grade ``source`` (a folder with solution.py or one .py file) for ``exercise``."""
+    started = time.perf_counter()
+    sandbox = choose_sandbox(registries, settings.sandbox)
+    jobs_root = settings.work_dir or Path(tempfile.gettempdir()) / "grader-jobs"
+    jobs_root.mkdir(parents=True, exist_ok=True)
+    os.chmod(jobs_root, 0o711)
+    job_id = uuid.uuid4().hex[:12]
+    job = Path(tempfile.mkdtemp(prefix=f"{exercise.id}-", dir=jobs_root))
+    os.chmod(job, 0o711)
+    try:
+        staged = stage(Path(source), job / "submission")
+        deadline = time.time() + exercise.submission_timeout_s
+        cfg = {
+            "job_id": job_id,
+            "job_dir": str(job),
+            "exercise_id": exercise.id,
+            "exercise_dir": str(exercise.checks_dir.parent),
+            "checks_dir": str(exercise.checks_dir),
+            "hidden_dir": str(exercise.hidden_checks),
+            "paths": [str(p) for p in (exercise.public_checks, exercise.hidden_checks) if p.is_dir()],
+            "run_hidden": not public_only,
+            "reference_dir": str(exercise.reference_dir) if exercise.reference_dir else None,
+            "submission_dir": str(staged.path),
+            "load_problem": staged.problem,
+            "results_path": str(job / "results.jsonl"),
+            "sandbox": sandbox.name,
+            "seed": settings.seed,
+            "deadline_epoch": deadline,
+            "check_timeout_s": exercise.check_timeout_s,
+            "import_timeout_s": exercise.import_timeout_s,
+            "limits": asdict(Limits(memory_mb=exercise.memory_mb, threads=settings.threads,
+                                    cpu_seconds=int(exercise.submission_timeout_s) + 30)),
+            "secret_paths": _secret_paths(registries, out_dir),
+            "select": settings.select,
+        }
+        cfg_path = job / "runner.json"
+        cfg_path.write_text(json.dumps(cfg), encoding="utf-8")
+        os.chmod(cfg_path, 0o600)
+        code, log = _run_runner(cfg_path, exercise.submission_timeout_s + exercise.import_timeout_s + RUNNER_SLACK_S)
+        checks, session, not_run = _read_results(job / "results.jsonl")
+    finally:
+        _rmtree(job)
+    checks = _complete(checks, exercise, code, log, public_only, not_run, settings.select)
+    elapsed = time.perf_counter() - started
+    phases = {k: round(float(v), 4) for k, v in (session.get("phases") or {}).items()}
+    phases["checks_s"] = round(max(sum(c.duration_s for c in checks) - phases.get("worker_startup_s", 0.0), 0.0), 4)
+    phases["total_s"] = round(elapsed, 4)
+    isolation = session.get("isolation") or {"backend": sandbox.name, "notes": "no worker was started"}
+    return GradeResult(
+        exercise=exercise,
+        submission=staged.name,
+        mode="check" if public_only else "grade",
+        checks=tuple(checks),
+        provenance=_provenance(exercise, settings, isolation),
+        execution_time_s=elapsed,
+        phases=phases,
+        not_run=int(not_run.get("count", 0)),
+        not_run_points=float(not_run.get("points", 0.0)),
+        stderr_tail=str(session.get("output", "")),
+        note=staged.problem,
+    )
+
+
+def _complete(checks: list[CheckResult], exercise: Exercise, code: int | None, log: str, public_only: bool,
+              not_run: dict[str, Any], select: str | None) -> list[CheckResult]:
+    """Fail closed: a runner that died or lost checks yields a grader_error, never silence."""
+    problem = ""
+    if code is None:
+        problem = "the check runner exceeded its hard time limit and was killed"
+    elif code not in (0,):
+        problem = f"the check runner failed (exit code {code})"
+    expected = exercise.points - (float(not_run.get("points", 0.0)) if public_only else 0.0)
+    got = sum(c.max_score for c in checks)
+    if not problem and not select and abs(got - expected) > 1e-6 and not public_only:
+        problem = f"the checks are worth {got:g} points but the exercise declares {expected:g}"
+    if not problem and checks:
+        return checks
+    if not problem:
+        problem = "no checks ran"
+    status = Status.TIMEOUT if code is None else Status.GRADER_ERROR
+    missing = max(expected - got, 0.0)
+    return [*checks, CheckResult(
+        name="grader", title="grading completed", status=status, score=0.0, max_score=missing,
+        visibility=Visibility.PUBLIC,
+        message=f"{problem} (a grader problem, not your fault)" if status is Status.GRADER_ERROR else problem,
+        output=log if status is Status.GRADER_ERROR else "",
+    )]
+
+
+def _provenance(exercise: Exercise, settings: Settings, isolation: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "grader_version": __version__,
+        "python": platform.python_version(),
+        "torch": _package_version("torch"),
+        "platform": platform.platform(),
+        "device": "cpu",
+        "profile": settings.profile,
+        "sandbox": isolation.get("backend"),
+        "isolation": isolation,
+        "seed": settings.seed,
+        "exercise": exercise.id,
+        "exercise_version": exercise.version,
+        "graded_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }

@@ -1,0 +1,56 @@
+"""Every hook ``grader`` calls: the whole plugin contract, in one module.
+
+Plugins implement these with :data:`grader.hookimpl`, register as modules under the ``grader``
+entry-point group (``[project.entry-points.grader]``), and are called with keyword arguments only.
+The built-in sandboxes, exercises and reporters use exactly these hooks.
+
+Registration hooks receive a typed registry object and call ``registry.add(...)``; every
+implementation is called, in plugin order, and a duplicate name is an error.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from grader.models import GradeResult
+    from grader.registry import ExerciseRegistry, ReporterRegistry, SandboxRegistry
+
+hookspec = pluggy.HookspecMarker("grader")
+
+
+@hookspec
+def grader_register_exercises(registry: ExerciseRegistry) -> None:
+    """Add exercises with ``registry.add(Exercise(...))`` or ``registry.add_folder(path)``.
+
+    Called once per plugin manager, when the exercise list is first needed.  ``add_folder`` reads
+    an exercise folder laid out like the built-in ones (``exercise.toml``, ``stub/``, ``checks/``)
+    with its reference solution in a separate folder that never reaches the sandbox.
+    """
+
+
+@hookspec
+def grader_register_sandboxes(registry: SandboxRegistry) -> None:
+    """Add sandbox backends (objects following :class:`grader.sandbox.Sandbox`) with ``registry.add``.
+
+    When the user names no backend, the available one with the lowest ``priority`` is used.
+    """
+
+
+@hookspec
+def grader_register_reporters(registry: ReporterRegistry) -> None:
+    """Add reporters: objects with a ``name`` and ``write(result, out_dir) -> Path``.
+
+    Every registered reporter writes its file for each graded submission (``results.json`` and
+    ``report.html`` are the built-in ones).
+    """
+
+
+@hookspec
+def grader_graded(result: GradeResult) -> None:
+    """Called after a submission was graded and its reports were written.
+
+    For notifications and logging; the result is frozen and return values are ignored.
+    """

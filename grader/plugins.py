@@ -1,0 +1,58 @@
+"""Building a plugin manager: built-ins first, then the ``grader`` entry-point group."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+
+import pluggy
+
+from grader import hookspecs
+from grader.errors import PluginError
+from grader.registry import ExerciseRegistry, ReporterRegistry, SandboxRegistry
+
+#: built-in plugins, registered exactly like third-party ones
+DEFAULT_PLUGINS = (
+    "grader.builtin.exercises_builtin",
+    "grader.builtin.sandbox_bwrap",
+    "grader.builtin.sandbox_process",
+    "grader.builtin.report_json",
+    "grader.builtin.report_html",
+)
+
+
+def make_plugin_manager(extra: tuple[object, ...] = (), entry_points: bool = True) -> pluggy.PluginManager:
+    """A fresh manager: defaults, then installed plugins, then ``extra`` (tests register fakes here)."""
+    pm = pluggy.PluginManager("grader")
+    pm.add_hookspecs(hookspecs)
+    for name in DEFAULT_PLUGINS:
+        pm.register(importlib.import_module(name), name=name)
+    if entry_points:
+        pm.load_setuptools_entrypoints("grader")
+    for plugin in extra:
+        pm.register(plugin)
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(str(exc)) from None
+    return pm
+
+
+@dataclass
+class Registries:
+    """Everything the plugins registered, collected once per manager."""
+
+    pm: pluggy.PluginManager
+    exercises: ExerciseRegistry = field(default_factory=ExerciseRegistry)
+    sandboxes: SandboxRegistry = field(default_factory=SandboxRegistry)
+    reporters: ReporterRegistry = field(default_factory=ReporterRegistry)
+
+    @classmethod
+    def collect(cls, pm: pluggy.PluginManager) -> Registries:
+        reg = cls(pm)
+        for impl in pm.hook.grader_register_exercises.get_hookimpls():
+            reg.exercises.source = "builtin" if impl.plugin_name in DEFAULT_PLUGINS else impl.plugin_name
+            impl.function(registry=reg.exercises)
+        pm.hook.grader_register_sandboxes(registry=reg.sandboxes)
+        pm.hook.grader_register_reporters(registry=reg.reporters)
+        return reg

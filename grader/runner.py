@@ -1,0 +1,80 @@
+"""The trusted check runner: ``python -m grader.runner CONFIG.json``.
+
+One runner process grades one submission for one exercise: it runs the exercise's checks under
+pytest with :class:`grader.checking.GraderPlugin`, and the checks reach the student's code only
+through a sandboxed worker.  The parent grader process watches this runner with a hard deadline
+and reads its JSON-lines results; a runner that dies is a grader error, never a pass.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from grader.checking import GraderPlugin
+from grader.plugins import Registries, make_plugin_manager
+from grader.remote import WorkerSession
+from grader.sandbox import Limits, WorkerSpec, install_worker
+
+
+def _spec_factory(cfg: dict[str, Any]) -> Any:
+    job = Path(cfg["job_dir"])
+    worker_dir = install_worker(job / "worker")
+    counter = [0]
+
+    def make() -> WorkerSpec:
+        counter[0] += 1
+        scratch = job / f"scratch-{counter[0]}"
+        scratch.mkdir(mode=0o700)
+        return WorkerSpec(
+            job_id=cfg["job_id"],
+            submission_dir=Path(cfg["submission_dir"]),
+            scratch_dir=scratch,
+            worker_dir=worker_dir,
+            limits=Limits(**cfg["limits"]),
+            secret_paths=tuple(Path(p) for p in cfg["secret_paths"]),
+            readonly_paths=tuple(Path(p) for p in cfg.get("readonly_paths", [])),
+            device=cfg.get("device", "cpu"),
+        )
+
+    return make
+
+
+def run(cfg: dict[str, Any]) -> int:
+    session = None
+    if not cfg.get("load_problem"):
+        registries = Registries.collect(make_plugin_manager())
+        sandbox = registries.sandboxes.get(cfg["sandbox"])
+        session = WorkerSession(sandbox, _spec_factory(cfg), float(cfg["import_timeout_s"]))
+    plugin = GraderPlugin(cfg, session)
+    args = [
+        *cfg["paths"],
+        "-q", "--no-header", "-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:timeout",
+        "--import-mode=importlib", "--rootdir", cfg["checks_dir"], "-c", os.devnull,
+        "-W", "ignore::DeprecationWarning",
+    ]
+    if cfg.get("select"):
+        args += ["-k", cfg["select"]]
+    try:
+        code = pytest.main(args, plugins=[plugin])
+    finally:
+        if session is not None:
+            session.close()
+    return int(code)
+
+
+def main() -> None:
+    sys.dont_write_bytecode = True
+    cfg = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))
+    code = run(cfg)
+    # pytest exit codes 0/1 both mean "checks ran"; anything else is the runner's own failure
+    sys.exit(0 if code in (0, 1) else 10 + code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,308 @@
+"""The sandbox contract: how a backend starts a worker, and what it hands back.
+
+A backend (``bwrap``, ``process``, ``docker`` ...) is a plugin object with a ``name``, an
+``available()`` probe and a ``start(spec)`` method.  ``start`` launches ``python -I -B
+<worker>/_grader_worker.py`` with the submission read-only and a writable scratch directory, and
+returns a :class:`Worker` whose stdin/stdout are the channel and whose stderr carries the
+student's output.  Everything that decides a verdict stays outside.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import resource
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Protocol, runtime_checkable
+
+WORKER_FILES = {"_grader_wire.py": "wire.py", "_grader_worker.py": "worker.py"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits for one worker."""
+
+    memory_mb: int = 3072
+    max_processes: int = 128
+    cpu_seconds: int = 600
+    file_size_mb: int = 64
+    tmp_mb: int = 128
+    threads: int = 2
+    open_files: int = 256
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """What a backend actually enforced; recorded in results.json and shown in reports."""
+
+    backend: str
+    filesystem: bool
+    network: bool
+    pid_namespace: bool
+    user: str
+    limits: tuple[str, ...] = ()
+    notes: str = ""
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "backend": self.backend,
+            "filesystem": self.filesystem,
+            "network": self.network,
+            "pid_namespace": self.pid_namespace,
+            "user": self.user,
+            "limits": list(self.limits),
+            "notes": self.notes,
+        }
+
+    def summary(self) -> str:
+        parts = [f"{k} isolated" for k in ("filesystem", "network") if getattr(self, k)]
+        if self.pid_namespace:
+            parts.append("own pid namespace")
+        parts.append(f"runs as {self.user}")
+        return f"{self.backend} ({', '.join(parts)})"
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """Everything a backend needs to start one worker.
+
+    Host paths; the backend decides where they appear inside the sandbox and reports it back
+    through :attr:`Worker.submission_path`.
+    """
+
+    job_id: str
+    submission_dir: Path
+    scratch_dir: Path
+    worker_dir: Path
+    limits: Limits = field(default_factory=Limits)
+    env: Mapping[str, str] = field(default_factory=dict)
+    secret_paths: tuple[Path, ...] = ()
+    readonly_paths: tuple[Path, ...] = ()
+    python: str = sys.executable
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class ExitInfo:
+    """How a worker ended."""
+
+    returncode: int | None
+    oom_killed: bool = False
+
+    def describe(self) -> str:
+        if self.oom_killed:
+            return "was killed for using more memory than allowed"
+        code = self.returncode
+        if code is None:
+            return "is still running"
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            return f"was killed by {name}"
+        return f"exited with code {code}"
+
+
+@runtime_checkable
+class Worker(Protocol):
+    """A running worker; the grader talks to it over ``stdin``/``stdout``."""
+
+    stdin: IO[bytes]
+    stdout: IO[bytes]
+    stderr: IO[bytes]
+    submission_path: str
+    isolation: Isolation
+
+    def kill(self) -> None:
+        """Stop the worker and everything it started; idempotent."""
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Wait for the worker to end; ``None`` if it is still running after ``timeout``."""
+
+    def exit_info(self) -> ExitInfo:
+        """How it ended (after :meth:`kill` or :meth:`wait`)."""
+
+
+@runtime_checkable
+class Sandbox(Protocol):
+    """A sandbox backend, registered through ``grader_register_sandboxes``."""
+
+    name: str
+    #: lower is preferred when the user names no backend
+    priority: int
+
+    def available(self) -> tuple[bool, str]:
+        """Whether this backend can run here, and why not."""
+
+    def start(self, spec: WorkerSpec) -> Worker:
+        """Start a worker for ``spec``."""
+
+
+def worker_env(spec: WorkerSpec, home: str) -> dict[str, str]:
+    """The whole environment a worker sees: nothing inherited from the grader."""
+    threads = str(spec.limits.threads)
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": home,
+        "LANG": "C.UTF-8",
+        "PYTHONHASHSEED": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONUNBUFFERED": "1",
+        "OMP_NUM_THREADS": threads,
+        "MKL_NUM_THREADS": threads,
+        "OPENBLAS_NUM_THREADS": threads,
+        "TOKENIZERS_PARALLELISM": "false",
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_HOME": f"{home}/.hf",
+        "CUDA_VISIBLE_DEVICES": "",
+    }
+    env.update(spec.env)
+    return env
+
+
+def count_user_processes(uid: int) -> int:
+    count = 0
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                if entry.stat().st_uid == uid:
+                    count += 1
+            except OSError:
+                continue
+    return count
+
+
+def rlimit_preexec(limits: Limits, nproc_base: int = 0) -> Callable[[], None]:
+    """A ``preexec_fn`` setting hard and soft rlimits (the hard CPU limit: see SANDBOX_NOTES)."""
+    mem = limits.memory_mb * 1024 * 1024
+    settings = [
+        (resource.RLIMIT_AS, mem),
+        (resource.RLIMIT_CPU, limits.cpu_seconds),
+        (resource.RLIMIT_FSIZE, limits.file_size_mb * 1024 * 1024),
+        (resource.RLIMIT_NPROC, nproc_base + limits.max_processes),
+        (resource.RLIMIT_NOFILE, limits.open_files),
+        (resource.RLIMIT_CORE, 0),
+    ]
+
+    def apply() -> None:
+        for which, value in settings:
+            try:
+                resource.setrlimit(which, (value, value))
+            except (ValueError, OSError):
+                soft, hard = resource.getrlimit(which)
+                resource.setrlimit(which, (min(value, hard) if hard >= 0 else value, hard))
+
+    return apply
+
+
+class ProcessWorker:
+    """A worker that is a local process tree, killed by process group (and uid where it has one)."""
+
+    def __init__(
+        self,
+        argv: list[str],
+        env: Mapping[str, str],
+        cwd: Path,
+        limits: Limits,
+        submission_path: str,
+        isolation: Isolation,
+        sweep_uid: int | None = None,
+    ) -> None:
+        nproc_base = 0 if sweep_uid is not None else count_user_processes(os.getuid())
+        self._proc = subprocess.Popen(  # noqa: S603 - argv is built by the backend, not the student
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=dict(env),
+            cwd=str(cwd),
+            start_new_session=True,
+            preexec_fn=rlimit_preexec(limits, nproc_base),  # noqa: PLW1509 - we need rlimits before exec
+            close_fds=True,
+        )
+        assert self._proc.stdin and self._proc.stdout and self._proc.stderr
+        self.stdin: IO[bytes] = self._proc.stdin
+        self.stdout: IO[bytes] = self._proc.stdout
+        self.stderr: IO[bytes] = self._proc.stderr
+        self.submission_path = submission_path
+        self.isolation = isolation
+        self.pid = self._proc.pid
+        self._sweep_uid = sweep_uid
+        self._killed = False
+
+    def kill(self) -> None:
+        if not self._killed:
+            self._killed = True
+            try:
+                os.killpg(self._proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        if self._sweep_uid is not None:
+            kill_uid(self._sweep_uid)
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        for stream in (self.stdin, self.stdout):
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        try:
+            return self._proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def exit_info(self) -> ExitInfo:
+        return ExitInfo(self._proc.returncode)
+
+
+def kill_uid(uid: int) -> int:
+    """SIGKILL every process owned by ``uid`` (a sandbox-only uid); returns how many were found."""
+    if uid == 0 or uid == os.getuid():
+        return 0
+    found = 0
+    for _ in range(20):
+        pids = []
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                try:
+                    if entry.stat().st_uid == uid:
+                        pids.append(int(entry.name))
+                except OSError:
+                    continue
+        if not pids:
+            break
+        found += len(pids)
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+    return found
+
+
+def sandbox_uid(job_id: str) -> int:
+    """A uid of its own for each job (when the grader runs as root), so jobs cannot signal each other."""
+    return 61000 + int(hashlib.sha256(job_id.encode()).hexdigest(), 16) % 4000
+
+
+def install_worker(dest: Path) -> Path:
+    """Copy the worker's two files into ``dest``; the sandbox sees only these, never the grader."""
+    here = Path(__file__).parent
+    dest.mkdir(parents=True, exist_ok=True)
+    for target, source in WORKER_FILES.items():
+        (dest / target).write_bytes((here / source).read_bytes())
+    os.chmod(dest, 0o755)
+    return dest

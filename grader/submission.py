@@ -1,0 +1,100 @@
+"""Turning what a student hands in into a clean, bounded, read-only copy for the sandbox."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+MAX_FILE_BYTES = 5 * 1024 * 1024
+MAX_TOTAL_BYTES = 20 * 1024 * 1024
+MAX_FILES = 200
+SKIP_DIRS = {"__pycache__", ".git", ".ipynb_checkpoints", ".pytest_cache", ".venv", "venv"}
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A staged submission: ``problem`` is a message the student can act on, or empty."""
+
+    name: str
+    path: Path
+    problem: str = ""
+
+
+def submission_name(source: Path) -> str:
+    name = source.stem if source.is_file() else source.resolve().name
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name) or "submission"
+
+
+def _utf8_problem(rel: str, data: bytes) -> str:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return (f"{rel} is not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+                "save it with UTF-8 encoding")
+    return ""
+
+
+def _collect(source: Path) -> tuple[list[tuple[str, Path]], str]:
+    """List (relative name, path) of the files to stage, or a problem."""
+    if source.is_symlink():
+        return [], f"{source.name} is a symbolic link; submit the file itself"
+    if source.is_file():
+        if source.suffix != ".py":
+            return [], f"{source.name} is not a .py file; submit solution.py or a folder holding it"
+        return [("solution.py", source)], ""
+    if not source.is_dir():
+        return [], f"{source} does not exist"
+    files: list[tuple[str, Path]] = []
+    for dirpath, dirnames, filenames in os.walk(source, followlinks=False):
+        here = Path(dirpath)
+        for d in list(dirnames):
+            if d in SKIP_DIRS:
+                dirnames.remove(d)
+            elif (here / d).is_symlink():
+                return [], f"{(here / d).relative_to(source)} is a symbolic link; submit regular files only"
+        for f in filenames:
+            path = here / f
+            rel = str(path.relative_to(source))
+            if path.is_symlink():
+                return [], f"{rel} is a symbolic link (to {os.readlink(path)}); submit regular files only"
+            if not path.is_file():
+                return [], f"{rel} is not a regular file"
+            files.append((rel, path))
+    if not any(rel == "solution.py" for rel, _ in files):
+        return [], f"no solution.py in {source.name}/: the exercise is graded from solution.py"
+    return files, ""
+
+
+def stage(source: Path, dest: Path) -> Staged:
+    """Copy ``source`` (a folder with solution.py, or one .py file) into ``dest``, checking limits."""
+    name = submission_name(source)
+    files, problem = _collect(source)
+    if len(files) > MAX_FILES:
+        problem = f"the submission has {len(files)} files; at most {MAX_FILES} are accepted"
+    total = 0
+    for rel, path in files if not problem else []:
+        size = path.stat().st_size
+        total += size
+        if size > MAX_FILE_BYTES:
+            problem = f"{rel} is {size / 1e6:.1f} MB; files may be at most {MAX_FILE_BYTES // 10**6} MB"
+        elif total > MAX_TOTAL_BYTES:
+            problem = f"the submission is over {MAX_TOTAL_BYTES // 10**6} MB in all"
+        if problem:
+            break
+    dest.mkdir(parents=True, mode=0o755)
+    for rel, path in files if not problem else []:
+        data = path.read_bytes()
+        if rel.endswith(".py"):
+            problem = _utf8_problem(rel, data)
+            if problem:
+                break
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        target.write_bytes(data)
+        os.chmod(target, 0o644)
+    if problem:
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir(parents=True, mode=0o755)
+    return Staged(name=name, path=dest, problem=problem)

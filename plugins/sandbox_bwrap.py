@@ -1,0 +1,143 @@
+"""The ``bwrap`` sandbox (bubblewrap): the default wherever bubblewrap is installed.
+
+The worker sees a fresh root holding only /usr, the interpreter, its site-packages, the submission
+(read-only), a scratch directory and a bounded /tmp.  Network, pid, ipc and uts namespaces are new;
+the grader's own package, exercises and reference are masked even where they sit under a bound
+path.  Run as root, bwrap binds the paths and ``setpriv`` drops to a uid of the job's own inside
+(as root, a user namespace alone left root-owned files readable: see SANDBOX_NOTES).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+from grader import hookimpl
+from grader.sandbox import Isolation, ProcessWorker, WorkerSpec, sandbox_uid, worker_env
+
+SUBMISSION = "/submission"
+SCRATCH = "/scratch"
+WORKER = "/opt/grader-worker"
+
+
+def _system_binds() -> list[str]:
+    args = ["--ro-bind", "/usr", "/usr"]
+    for top in ("/bin", "/lib", "/lib64", "/sbin"):
+        if os.path.islink(top):
+            args += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            args += ["--ro-bind", top, top]
+    for etc in ("/etc/ld.so.cache", "/etc/alternatives", "/etc/ssl/certs", "/etc/localtime"):
+        args += ["--ro-bind-try", etc, etc]
+    return args
+
+
+def _python_roots() -> list[Path]:
+    roots = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), Path(sys.exec_prefix).resolve()}
+    roots.add(Path(sysconfig.get_paths()["purelib"]).resolve())
+    roots.add(Path(os.path.realpath(sys.executable)).parent.parent)
+    roots = {r for r in roots if not str(r).startswith("/usr/")}
+    return sorted(roots)
+
+
+def _parent_dirs(dests: list[str]) -> list[str]:
+    """Create the parents of every bind target world-traversable (bwrap makes them 0700 as root)."""
+    parents: list[str] = []
+    for dest in dests:
+        for parent in reversed(Path(dest).parents):
+            p = str(parent)
+            if p != "/" and p not in parents and not p.startswith("/usr"):
+                parents.append(p)
+    args = []
+    for p in sorted(parents, key=lambda x: x.count("/")):
+        args += ["--perms", "0755", "--dir", p]
+    return args
+
+
+def _masks(bound: list[Path], secrets: tuple[Path, ...]) -> list[str]:
+    args = []
+    for secret in secrets:
+        secret = secret.resolve()
+        if any(secret.is_relative_to(b) for b in bound) and secret.exists():
+            args += ["--tmpfs", str(secret)]
+    return args
+
+
+@functools.cache
+def _probe() -> tuple[bool, str]:
+    bwrap = shutil.which("bwrap")
+    if not bwrap:
+        return False, "bubblewrap is not installed (apt-get install bubblewrap)"
+    argv = [bwrap, *_base_flags(), *_system_binds(), "--", "/bin/true"]
+    try:
+        done = subprocess.run(argv, capture_output=True, timeout=20, check=False)  # noqa: S603
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return False, f"bwrap failed to start: {exc}"
+    if done.returncode != 0:
+        return False, f"bwrap cannot create namespaces here: {done.stderr.decode(errors='replace').strip()}"
+    return True, "bubblewrap works"
+
+
+def _base_flags() -> list[str]:
+    flags = ["--die-with-parent", "--new-session", "--unshare-ipc", "--unshare-pid", "--unshare-net",
+             "--unshare-uts", "--unshare-cgroup-try", "--clearenv", "--proc", "/proc", "--dev", "/dev"]
+    if os.geteuid() != 0:
+        flags.insert(0, "--unshare-user")
+    return flags
+
+
+class BwrapSandbox:
+    name = "bwrap"
+    priority = 10
+
+    def available(self) -> tuple[bool, str]:
+        return _probe()
+
+    def start(self, spec: WorkerSpec) -> ProcessWorker:
+        ok, why = self.available()
+        if not ok:
+            raise RuntimeError(why)
+        root = os.geteuid() == 0
+        uid = sandbox_uid(spec.job_id) if root else os.getuid()
+        if root:
+            os.chown(spec.scratch_dir, uid, uid)
+        roots = _python_roots()
+        extra = [Path(p).resolve() for p in spec.readonly_paths]
+        argv = [shutil.which("bwrap") or "bwrap", *_base_flags(), *_system_binds()]
+        argv += _parent_dirs([str(p) for p in [*roots, *extra]] + [SUBMISSION, SCRATCH, WORKER])
+        for r in roots:
+            argv += ["--ro-bind", str(r), str(r)]
+        for p in extra:
+            argv += ["--ro-bind", str(p), str(p)]
+        argv += _masks([*roots, Path("/usr"), *extra], spec.secret_paths)
+        argv += ["--size", str(spec.limits.tmp_mb * 1024 * 1024), "--tmpfs", "/tmp"]
+        argv += ["--ro-bind", str(spec.submission_dir), SUBMISSION, "--bind", str(spec.scratch_dir), SCRATCH]
+        argv += ["--ro-bind", str(spec.worker_dir), WORKER, "--chdir", SCRATCH]
+        for key, value in worker_env(spec, home="/tmp").items():
+            argv += ["--setenv", key, value]
+        argv.append("--")
+        if root:
+            argv += ["/usr/bin/setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                     "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all"]
+        argv += [spec.python, "-I", "-B", f"{WORKER}/_grader_worker.py"]
+        isolation = Isolation(
+            backend=self.name,
+            filesystem=True,
+            network=True,
+            pid_namespace=True,
+            user=f"uid {uid}",
+            limits=("rlimit-as", "rlimit-cpu", "rlimit-nproc", "rlimit-fsize", f"tmpfs {spec.limits.tmp_mb} MiB"),
+            notes="read-only /usr, interpreter and site-packages; grader, exercises and reference masked",
+        )
+        return ProcessWorker(argv, {"PATH": "/usr/bin:/bin"}, spec.scratch_dir, spec.limits, SUBMISSION,
+                             isolation, sweep_uid=uid if root else None)
+
+
+@hookimpl
+def grader_register_sandboxes(registry):  # type: ignore[no-untyped-def]
+    registry.add(BwrapSandbox())
