@@ -162,7 +162,7 @@ class GraderPlugin:
         if self.session is not None:
             self.session.close()
             record.update(phases=self.session.phases, isolation=self.session.isolation,
-                          output=self.session.output.text()[-OUTPUT_LIMIT:])
+                          output=self.session.output.text(OUTPUT_LIMIT))
         self.write(record)
 
     # -- fixtures --------------------------------------------------------------------------

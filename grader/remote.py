@@ -79,9 +79,15 @@ class _BoundedBuffer:
                 self.dropped += len(self.tail) - self.limit
                 del self.tail[: len(self.tail) - self.limit]
 
-    def text(self) -> str:
-        middle = f"\n... [{self.dropped} bytes of output dropped] ...\n" if self.dropped else ""
-        return (bytes(self.head).decode(errors="replace") + middle + bytes(self.tail).decode(errors="replace"))
+    def text(self, max_chars: int = 2 * OUTPUT_LIMIT) -> str:
+        """Head and tail of the stream, at most ``max_chars`` bytes of them, with a note of what was cut."""
+        data = bytes(self.head) + bytes(self.tail)
+        if len(data) <= max_chars and not self.dropped:
+            return data.decode(errors="replace")
+        half = max_chars // 2
+        head, tail = (data[:half], data[-half:]) if len(data) > max_chars else (bytes(self.head), bytes(self.tail))
+        cut = self.dropped + max(len(data) - max_chars, 0)
+        return f"{head.decode(errors='replace')}\n... [{cut} bytes of output cut] ...\n{tail.decode(errors='replace')}"
 
 
 class WorkerSession:

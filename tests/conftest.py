@@ -1,0 +1,75 @@
+"""Shared fixtures: the third-party sample exercise registered as a temporary plugin."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from grader import api, hookimpl
+from grader.config import Settings
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SAMPLE_PLUGIN_DIR = FIXTURES / "sample_plugin"
+
+
+def _sample_module():
+    if str(SAMPLE_PLUGIN_DIR) not in sys.path:
+        sys.path.insert(0, str(SAMPLE_PLUGIN_DIR))
+    import grader_sample_exercise
+
+    return grader_sample_exercise
+
+
+@pytest.fixture(scope="session")
+def sample_plugin():
+    return _sample_module()
+
+
+class HostileTargetPlugin:
+    """Registers the short-limit exercise the hostile suite attacks."""
+
+    root = FIXTURES / "hostile_target"
+
+    @hookimpl
+    def grader_register_exercises(self, registry):
+        registry.add_folder(self.root / "exercise", reference=self.root / "reference")
+
+
+@pytest.fixture(scope="session")
+def registries(sample_plugin):
+    """Built-ins plus the test exercises (registered as extra plugins, not installed)."""
+    from grader.plugins import Registries, make_plugin_manager
+
+    pm = make_plugin_manager(entry_points=False)
+    pm.register(sample_plugin, name="grader_sample_exercise")
+    pm.register(HostileTargetPlugin(), name="hostile_target")
+    return Registries.collect(pm)
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return Settings.load({"work_dir": tmp_path / "jobs"}, cwd=tmp_path)
+
+
+@pytest.fixture
+def grade_sample(registries, settings, tmp_path):
+    """Grade a solution.py text for the sample exercise; returns the GradeResult."""
+
+    def run(source: str, sandbox: str | None = None, **kw):
+        sub = tmp_path / f"sub{len(list(tmp_path.glob('sub*')))}"
+        sub.mkdir()
+        (sub / "solution.py").write_text(source, encoding="utf-8")
+        s = Settings.load({"work_dir": settings.work_dir, "sandbox": sandbox}, cwd=tmp_path)
+        return api.grade(registries, "sample-add", sub, s, **kw)
+
+    return run
+
+
+GOOD_SAMPLE = "def add(a, b):\n    return a + b\n\n\ndef scale(t, k):\n    return t * k\n"
+
+
+@pytest.fixture
+def good_sample() -> str:
+    return GOOD_SAMPLE

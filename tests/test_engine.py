@@ -1,0 +1,115 @@
+"""Grading the sample exercise end to end: bad inputs get named statuses, never points."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from grader import api
+from grader.results import to_results_json
+
+
+def _statuses(result):
+    return {c.name.rsplit("::", 1)[-1]: c.status.value for c in result.checks}
+
+
+def test_engine_correct_solution_scores_full_marks(grade_sample, good_sample):
+    result = grade_sample(good_sample)
+    assert (result.score, result.max_score, result.status.value) == (4, 4, "pass")
+    assert result.provenance["sandbox"] in ("bwrap", "process")
+    assert result.provenance["isolation"]["backend"] == result.provenance["sandbox"]
+    assert set(result.phases) >= {"sandbox_start_s", "worker_startup_s", "checks_s", "total_s"}
+
+
+def test_engine_public_only_reports_hidden_not_run(grade_sample, good_sample):
+    result = grade_sample(good_sample, public_only=True)
+    assert result.mode == "check"
+    assert len(result.checks) == 1 and result.score == 1
+    assert (result.not_run, result.not_run_points) == (2, 3)
+
+
+@pytest.mark.parametrize(
+    "source,status,words",
+    [
+        ("def add(a, b)\n    return a + b\n", "error", "syntax error on line 1"),
+        ("import numpyy_missing\n", "error", "ModuleNotFoundError"),
+        ("raise RuntimeError('boom at import')\n", "error", "boom at import"),
+        ("def scale(t, k):\n    return t * k\n", "error", "has no `add`"),
+        ("def add(a):\n    return a\n\ndef scale(t, k):\n    return t * k\n", "error", "cannot be called"),
+        ("def add(a, b):\n    return a - b\n\ndef scale(t, k):\n    return t * k\n", "fail", "add(2, 3) is wrong"),
+        ("def add(a, b):\n    return 1 / 0\n\ndef scale(t, k):\n    return t * k\n", "error", "ZeroDivisionError"),
+    ],
+    ids=["syntax", "import-error", "raises-at-import", "missing-function", "wrong-signature", "wrong-answer",
+         "raises-at-call"],
+)
+def test_engine_bad_submissions_get_named_status(grade_sample, source, status, words):
+    result = grade_sample(source)
+    add_small = next(c for c in result.checks if c.name.endswith("test_add_small"))
+    assert add_small.status.value == status
+    assert words in add_small.message
+    assert result.score < result.max_score
+    assert all(c.status.value != "grader_error" for c in result.checks)
+
+
+def test_engine_rigged_return_types_cannot_score(grade_sample):
+    source = (
+        "import torch\n"
+        "class Anything:\n    def __eq__(self, other):\n        return True\n\n"
+        "class Sneaky(torch.Tensor):\n    pass\n\n"
+        "def add(a, b):\n    return Anything()\n\n"
+        "def scale(t, k):\n    return torch.zeros(2, 3).as_subclass(Sneaky)\n"
+    )
+    result = grade_sample(source)
+    assert result.score == 0
+    st = _statuses(result)
+    assert st == {"test_add_small": "error", "test_scale": "error", "test_add_big": "error"}
+    msg = next(c for c in result.checks if c.name.endswith("test_add_small")).message
+    assert "Anything" in msg and "only None, bool" in msg
+
+
+def test_engine_monkeypatched_torch_in_worker_does_not_reach_checks(grade_sample):
+    source = (
+        "import torch\n"
+        "torch.allclose = lambda *a, **k: True\n"
+        "torch.equal = lambda *a, **k: True\n"
+        "torch.Tensor.__eq__ = lambda *a, **k: True\n"
+        "def add(a, b):\n    return 0\n\n"
+        "def scale(t, k):\n    return t\n"
+    )
+    result = grade_sample(source)
+    assert result.score == 0
+
+
+def test_engine_missing_solution_file(registries, settings, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = api.grade(registries, "sample-add", empty, settings)
+    assert result.score == 0
+    assert all(c.status.value == "error" and "no solution.py" in c.message for c in result.checks)
+    assert result.note.startswith("no solution.py")
+
+
+def test_engine_results_json_follows_gradescope_shape(grade_sample, tmp_path, registries):
+    result = grade_sample("def add(a, b):\n    return a + b\n")
+    doc = to_results_json(result)
+    json.dumps(doc, allow_nan=False)
+    assert {"score", "max_score", "execution_time", "tests", "grader"} <= set(doc)
+    test = doc["tests"][0]
+    assert {"name", "score", "max_score", "status", "output", "visibility"} <= set(test)
+    assert doc["grader"]["provenance"]["seed"] == 0
+    assert doc["grader"]["status"] == "error"
+    hidden = [t for t in doc["tests"] if t["extra_data"]["visibility"] != "public"]
+    assert hidden and all(t["visibility"] == "after_published" for t in hidden)
+
+
+def test_engine_student_output_is_captured_and_bounded(grade_sample):
+    source = (
+        "import sys\nprint('hello from student')\n"
+        "def add(a, b):\n    sys.stdout.write('x' * 300000)\n    return a + b\n\n"
+        "def scale(t, k):\n    return t * k\n"
+    )
+    result = grade_sample(source)
+    assert result.score == 4
+    assert "hello from student" in result.stderr_tail
+    assert len(result.stderr_tail) < 10_000

@@ -1,0 +1,236 @@
+"""Hostile submissions, against every sandbox backend available here.
+
+Each must score 0 with a named status and a clear message, leak no reference text into results.json
+or report.html, leave no process or file behind, and not disturb the next submission.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+from grader import api
+from grader.config import Settings
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+SECRET = "7f3a-REFERENCE-SECRET-91c2"
+REFERENCE = FIXTURES / "hostile_target" / "reference" / "solution.py"
+BACKENDS = ["bwrap", "process"]
+
+pytestmark = pytest.mark.slow
+
+ADD = "\ndef add(a, b):\n    return a + b\n"
+
+# name -> (source, statuses allowed for test_answer, needs filesystem isolation)
+HOSTILE = {
+    "read-reference-by-path": (
+        f"def answer():\n    return open({str(REFERENCE)!r}).read().split('\"')[1]\n" + ADD,
+        {"error"}, True),
+    "walk-filesystem-for-reference": (
+        "import os\n"
+        "def answer():\n"
+        "    for top in ('/', ):\n"
+        "        for d, _, files in os.walk(top):\n"
+        "            if d.startswith(('/proc', '/sys', '/usr', '/dev')):\n"
+        "                continue\n"
+        "            for f in files:\n"
+        "                try:\n"
+        "                    text = open(os.path.join(d, f), errors='ignore').read(200000)\n"
+        "                except OSError:\n"
+        "                    continue\n"
+        "                if 'REFERENCE-SECRET' in text and 'def answer' in text:\n"
+        "                    print(text)\n"
+        "                    return text.split('\"')[1]\n"
+        "    return 'not found'\n" + ADD,
+        {"fail", "timeout"}, True),
+    "read-proc-of-other-processes": (
+        "import os, json\n"
+        "def answer():\n"
+        "    for pid in os.listdir('/proc'):\n"
+        "        try:\n"
+        "            cmd = open(f'/proc/{pid}/cmdline').read().split('\\0')\n"
+        "        except OSError:\n"
+        "            continue\n"
+        "        for part in cmd:\n"
+        "            if part.endswith('runner.json'):\n"
+        "                cfg = json.load(open(part))\n"
+        "                return open(cfg['reference_dir'] + '/solution.py').read().split('\"')[1]\n"
+        "    return 'no runner visible'\n" + ADD,
+        {"fail", "error"}, True),
+    "network-to-loopback": (
+        "import socket\n"
+        "def answer():\n"
+        "    s = socket.create_connection(('127.0.0.1', PORT), timeout=2)\n"
+        "    return s.recv(100).decode()\n" + ADD,
+        {"error"}, False),
+    "fork-storm": (
+        "import os, time\n"
+        "def answer():\n"
+        "    for _ in range(400):\n"
+        "        if os.fork() == 0:\n"
+        "            time.sleep(600)\n"
+        "            os._exit(0)\n"
+        "    return 'forked'\n" + ADD,
+        {"error", "fail", "timeout"}, False),
+    "allocate-30-gb": (
+        "def answer():\n    x = bytearray(30 * 1024 ** 3)\n    return str(len(x))\n" + ADD,
+        {"oom"}, False),
+    "grow-memory-until-killed": (
+        "def answer():\n    hog = []\n    while True:\n        hog.append(bytearray(64 * 1024 ** 2))\n" + ADD,
+        {"oom"}, False),
+    "loop-forever-at-call": (
+        "def answer():\n    while True:\n        pass\n" + ADD,
+        {"timeout"}, False),
+    "loop-forever-at-import": (
+        "while True:\n    pass\n" + ADD,
+        {"timeout"}, False),
+    "ignore-sigterm-and-sleep": (
+        "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        "def answer():\n    time.sleep(3600)\n" + ADD,
+        {"timeout"}, False),
+    "os-exit-zero": (
+        "import os\ndef answer():\n    os._exit(0)\n" + ADD,
+        {"error"}, False),
+    "sys-exit-zero-at-import": (
+        "import sys\nsys.exit(0)\n" + ADD,
+        {"error"}, False),
+    "print-and-write-fake-results": (
+        "import json, os\n"
+        "FAKE = json.dumps({'score': 3, 'max_score': 3, 'tests': [{'name': 'x', 'score': 3, 'status': 'passed'}]})\n"
+        "def answer():\n"
+        "    print(FAKE)\n"
+        "    for p in ('results.json', '/submission/results.json', '../results.json'):\n"
+        "        try:\n"
+        "            open(p, 'w').write(FAKE)\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    return 'all tests passed'\n" + ADD,
+        {"fail"}, False),
+    "double-fork-daemon": (
+        "import os, time\n"
+        "def answer():\n"
+        "    if os.fork() == 0:\n"
+        "        os.setsid()\n"
+        "        if os.fork() == 0:\n"
+        "            time.sleep(3600)\n"
+        "        os._exit(0)\n"
+        "    return 'daemonised'\n" + ADD,
+        {"fail"}, False),
+    "kill-parent-and-everyone": (
+        "import os, signal\n"
+        "def answer():\n"
+        "    for target in (os.getppid(), -1):\n"
+        "        try:\n"
+        "            os.kill(target, signal.SIGKILL)\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    return 'still here'\n" + ADD,
+        {"fail", "error"}, True),
+    "deep-recursion-crash": (
+        "import sys\nsys.setrecursionlimit(10 ** 7)\n"
+        "def f(n):\n    return f(n + 1) + 1\n"
+        "def answer():\n    return f(0)\n" + ADD,
+        {"error", "timeout", "oom"}, False),
+    "stdout-flood": (
+        "import sys\ndef answer():\n    for _ in range(20000):\n        sys.stdout.write('spam' * 1000)\n"
+        "    return 'flooded'\n" + ADD,
+        {"fail", "timeout"}, False),
+    "write-outside-scratch": (
+        "def answer():\n"
+        "    for p in ('/tmp/../hostile-marker', '/usr/hostile-marker', '/opt/grader-worker/x'):\n"
+        "        try:\n"
+        "            open(p, 'w').write('x')\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    return 'wrote'\n" + ADD,
+        {"fail"}, True),
+}
+
+
+def _available(registries, name):
+    ok, _ = registries.sandboxes.get(name).available()
+    return ok
+
+
+@pytest.fixture(scope="module")
+def listener():
+    """A loopback server that hands the secret to anyone who connects."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(5)
+    srv.settimeout(0.5)
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            conn.sendall(SECRET.encode())
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield srv.getsockname()[1]
+    stop.set()
+    srv.close()
+
+
+def _worker_processes() -> list[int]:
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                cmd = Path(f"/proc/{entry.name}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"_grader_worker.py" in cmd:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_submission_scores_zero_and_leaves_nothing(registries, tmp_path, listener, backend, case):
+    if not _available(registries, backend):
+        pytest.skip(f"{backend} is not available here")
+    source, allowed, needs_fs = HOSTILE[case]
+    sandbox = registries.sandboxes.get(backend)
+    if needs_fs and backend == "process":
+        pytest.skip("the process backend does not isolate the filesystem or other processes (documented)")
+    if case == "network-to-loopback" and backend == "process":
+        from grader.builtin.sandbox_process import _unshare_prefix
+
+        if not _unshare_prefix():
+            pytest.skip("no network namespace available to the process backend here")
+    del sandbox
+    sub = tmp_path / "hostile"
+    sub.mkdir()
+    (sub / "solution.py").write_text(source.replace("PORT", str(listener)))
+    jobs = tmp_path / "jobs"
+    settings = Settings.load({"work_dir": jobs, "sandbox": backend}, cwd=tmp_path)
+    out = tmp_path / "out"
+    result = api.grade(registries, "hostile-target", sub, settings, out_dir=out)
+
+    answer = next(c for c in result.checks if c.name.endswith("test_answer"))
+    assert answer.score == 0
+    assert answer.status.value in allowed, (answer.status.value, answer.message)
+    assert answer.message, "every lost point needs a reason"
+    assert result.status.value != "grader_error", [(c.name, c.message) for c in result.checks]
+    for report in ("results.json", "report.html"):
+        assert SECRET not in (out / report).read_text(), f"reference text leaked into {report}"
+    assert not _worker_processes(), "a worker process outlived its job"
+    assert list(jobs.iterdir()) == [], "the job folder was left behind"
+    assert not Path("/tmp/hostile-marker").exists()
+
+    # the next submission grades normally
+    good = tmp_path / "good.py"
+    good.write_text("def answer():\n    return 'guess'\n" + ADD)
+    after = api.grade(registries, "hostile-target", good, settings)
+    assert [c.status.value for c in after.checks] == ["fail", "pass"]
