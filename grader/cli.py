@@ -154,13 +154,15 @@ def grade_cmd(exercise: str, submissions: tuple[Path, ...], out: Path, sandbox: 
     grader itself failed on some submission (those results say grader_error).
     """
     from grader import api
+    from grader.engine import choose_sandbox
+    from grader.submission import submission_name
 
     settings = _settings(sandbox=sandbox, seed=seed, select=select)
     registries = _registries()
+    registries.exercises.get(exercise)
+    choose_sandbox(registries, settings.sandbox)
     failed = 0
     for sub in submissions:
-        from grader.submission import submission_name
-
         dest = out / submission_name(sub) / exercise
         click.echo(f"== {sub} -> {dest}")
         result = api.grade(registries, exercise, sub, settings, out_dir=dest)

@@ -78,7 +78,7 @@ def _rmtree(path: Path) -> None:
 def _run_runner(cfg_path: Path, timeout: float) -> tuple[int | None, str]:
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",
                HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
-    proc = subprocess.Popen(  # noqa: S603 - our own runner
+    proc = subprocess.Popen(
         [sys.executable, "-m", "grader.runner", str(cfg_path)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True,
     )

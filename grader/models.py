@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     """The one status vocabulary, for every check and every grade."""
 
     PASS = "pass"
@@ -37,7 +37,7 @@ _SEVERITY = {
 }
 
 
-class Visibility(str, enum.Enum):
+class Visibility(enum.StrEnum):
     PUBLIC = "public"
     HIDDEN = "hidden"
     MESSAGE_ONLY = "message-only"

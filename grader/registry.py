@@ -23,7 +23,7 @@ class _Registry(Generic[T]):
         self._items: dict[str, T] = {}
 
     def _key(self, item: T) -> str:
-        return str(getattr(item, "name"))
+        return str(getattr(item, "name"))  # noqa: B009 - registries hold duck-typed plugin objects
 
     def add(self, item: T) -> None:
         key = self._key(item)

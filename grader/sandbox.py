@@ -9,6 +9,7 @@ student's output.  Everything that decides a verdict stays outside.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import resource
@@ -197,7 +198,7 @@ def rlimit_preexec(limits: Limits, nproc_base: int = 0) -> Callable[[], None]:
             try:
                 resource.setrlimit(which, (value, value))
             except (ValueError, OSError):
-                soft, hard = resource.getrlimit(which)
+                _soft, hard = resource.getrlimit(which)
                 resource.setrlimit(which, (min(value, hard) if hard >= 0 else value, hard))
 
     return apply
@@ -217,7 +218,7 @@ class ProcessWorker:
         sweep_uid: int | None = None,
     ) -> None:
         nproc_base = 0 if sweep_uid is not None else count_user_processes(os.getuid())
-        self._proc = subprocess.Popen(  # noqa: S603 - argv is built by the backend, not the student
+        self._proc = subprocess.Popen(
             argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -225,7 +226,7 @@ class ProcessWorker:
             env=dict(env),
             cwd=str(cwd),
             start_new_session=True,
-            preexec_fn=rlimit_preexec(limits, nproc_base),  # noqa: PLW1509 - we need rlimits before exec
+            preexec_fn=rlimit_preexec(limits, nproc_base),
             close_fds=True,
         )
         assert self._proc.stdin and self._proc.stdout and self._proc.stderr
@@ -241,10 +242,8 @@ class ProcessWorker:
     def kill(self) -> None:
         if not self._killed:
             self._killed = True
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self._proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
         if self._sweep_uid is not None:
             kill_uid(self._sweep_uid)
         try:
@@ -253,10 +252,8 @@ class ProcessWorker:
             self._proc.kill()
             self._proc.wait()
         for stream in (self.stdin, self.stdout):
-            try:
+            with contextlib.suppress(OSError):
                 stream.close()
-            except OSError:
-                pass
 
     def wait(self, timeout: float | None = None) -> int | None:
         try:
@@ -286,10 +283,8 @@ def kill_uid(uid: int) -> int:
             break
         found += len(pids)
         for pid in pids:
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
     return found
 
 

@@ -89,7 +89,8 @@ def tensor_report(actual: Any, expected: Any, rtol: float, atol: float) -> dict[
     bad = bad & ~both_nan
     rel = diff / e.abs().clamp_min(1e-12)
     safe_diff = torch.where(finite, diff, torch.full_like(diff, float("inf")))
-    worst_flat = int(torch.argmax(torch.where(both_nan, torch.zeros_like(safe_diff), safe_diff)).item()) if diff.numel() else 0
+    ranked = torch.where(both_nan, torch.zeros_like(safe_diff), safe_diff)
+    worst_flat = int(torch.argmax(ranked).item()) if diff.numel() else 0
     worst = [int(i) for i in torch.unravel_index(torch.tensor(worst_flat), tuple(a.shape))] if a.dim() else []
     return {
         "shape": list(actual.shape),

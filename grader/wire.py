@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import struct
 import sys
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 MAX_HEADER_BYTES = 64 * 1024 * 1024
 MAX_FRAME_BYTES = 1024 * 1024 * 1024
@@ -54,27 +54,27 @@ def _is_plain_tensor(value: object) -> bool:
     return type(value) in (torch.Tensor, torch.nn.Parameter)
 
 
-def _encode(value: object, blobs: list[bytes], depth: int, path: str) -> Any:
+def _encode(value: Any, blobs: list[bytes], depth: int, path: str) -> Any:
     if depth > MAX_DEPTH:
         raise WireError(f"{path}: nested deeper than {MAX_DEPTH} levels")
     kind = type(value)
     if value is None or kind is bool or kind is str:
         return value
     if kind is int:
-        return value if -(2**63) <= value < 2**63 else {"i": str(value)}  # type: ignore[operator]
+        return value if -(2**63) <= value < 2**63 else {"i": str(value)}
     if kind is float:
         return {"f": repr(value)} if value != value or value in (float("inf"), float("-inf")) else value
     if kind is bytes:
-        blobs.append(value)  # type: ignore[arg-type]
+        blobs.append(value)
         return {"b": len(blobs) - 1}
     if kind is list:
-        return [_encode(v, blobs, depth + 1, f"{path}[{i}]") for i, v in enumerate(value)]  # type: ignore[arg-type]
+        return [_encode(v, blobs, depth + 1, f"{path}[{i}]") for i, v in enumerate(value)]
     if kind is tuple:
-        return {"t": [_encode(v, blobs, depth + 1, f"{path}[{i}]") for i, v in enumerate(value)]}  # type: ignore[arg-type]
+        return {"t": [_encode(v, blobs, depth + 1, f"{path}[{i}]") for i, v in enumerate(value)]}
     if kind is dict:
         pairs = [
             [_encode(k, blobs, depth + 1, f"{path}.key"), _encode(v, blobs, depth + 1, f"{path}[{k!r}]")]
-            for k, v in value.items()  # type: ignore[attr-defined]
+            for k, v in value.items()
         ]
         return {"d": pairs}
     if _is_plain_tensor(value):
@@ -165,7 +165,7 @@ def decode(tree: Any, blobs: list[bytes]) -> Any:
         raise WireError(f"malformed frame: {exc}") from None
 
 
-def write_frame(stream: BinaryIO, header: dict[str, Any], blobs: list[bytes] = ()) -> None:  # type: ignore[assignment]
+def write_frame(stream: IO[bytes], header: dict[str, Any], blobs: list[bytes] | tuple[bytes, ...] = ()) -> None:
     """Write one frame: header JSON (with blob sizes) followed by the blobs."""
     header = dict(header, blobs=[len(b) for b in blobs])
     data = json.dumps(header, allow_nan=True, separators=(",", ":")).encode()
@@ -176,7 +176,7 @@ def write_frame(stream: BinaryIO, header: dict[str, Any], blobs: list[bytes] = (
     stream.flush()
 
 
-def _read_exact(stream: BinaryIO, size: int) -> bytes:
+def _read_exact(stream: IO[bytes], size: int) -> bytes:
     chunks = []
     remaining = size
     while remaining:
@@ -188,7 +188,7 @@ def _read_exact(stream: BinaryIO, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def read_frame(stream: BinaryIO, max_bytes: int = MAX_FRAME_BYTES) -> tuple[dict[str, Any], list[bytes]]:
+def read_frame(stream: IO[bytes], max_bytes: int = MAX_FRAME_BYTES) -> tuple[dict[str, Any], list[bytes]]:
     """Read one frame; raise :class:`EOFError` on a closed channel, :class:`WireError` on garbage."""
     (size,) = struct.unpack(">I", _read_exact(stream, 4))
     if size > MAX_HEADER_BYTES:

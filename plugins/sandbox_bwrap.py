@@ -75,7 +75,7 @@ def _probe() -> tuple[bool, str]:
         return False, "bubblewrap is not installed (apt-get install bubblewrap)"
     argv = [bwrap, *_base_flags(), *_system_binds(), "--", "/bin/true"]
     try:
-        done = subprocess.run(argv, capture_output=True, timeout=20, check=False)  # noqa: S603
+        done = subprocess.run(argv, capture_output=True, timeout=20, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return False, f"bwrap failed to start: {exc}"
     if done.returncode != 0:

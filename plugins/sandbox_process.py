@@ -20,7 +20,7 @@ from grader.sandbox import Isolation, ProcessWorker, WorkerSpec, sandbox_uid, wo
 @functools.cache
 def _works(argv: tuple[str, ...]) -> bool:
     try:
-        done = subprocess.run(  # noqa: S603 - fixed probe command
+        done = subprocess.run(
             [*argv, sys.executable, "-I", "-c", "import sys; print(sys.version)"],
             capture_output=True, timeout=20, check=False,
         )
@@ -34,7 +34,7 @@ def _unshare_prefix() -> tuple[str, ...]:
     unshare = shutil.which("unshare")
     if not unshare:
         return ()
-    argv = (unshare, "--net", "--pid", "--fork", "--kill-child", "--mount-proc")
+    argv: tuple[str, ...] = (unshare, "--net", "--pid", "--fork", "--kill-child", "--mount-proc")
     if os.geteuid() != 0:
         argv = (unshare, "--map-root-user", *argv[1:])
     return argv if _works(argv) else ()

@@ -1,0 +1,96 @@
+"""The command line, as a user drives it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from grader import cli
+
+
+@pytest.fixture
+def run(registries, monkeypatch, tmp_path):
+    """Invoke the CLI in-process with the test registries (sample exercises included)."""
+    monkeypatch.setattr(cli, "_registries", lambda: registries)
+    monkeypatch.setenv("GRADER_WORK_DIR", str(tmp_path / "jobs"))
+    monkeypatch.chdir(tmp_path)
+
+    def invoke(*args: str):
+        return CliRunner().invoke(cli.main, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+def test_cli_help_imports_nothing_heavy():
+    code = (
+        "import sys\nfrom grader.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('torch', 'numpy', 'jinja2', 'pytest', 'tokenizers') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "grader check self-attention" in done.stdout
+
+
+def test_cli_list_table_and_json(run):
+    table = run("list")
+    assert table.exit_code == 0
+    assert table.output.splitlines()[0].split() == ["ID", "LEVEL", "TITLE", "POINTS", "DEVICE"]
+    assert "sample-add" in table.output
+    items = json.loads(run("list", "--json").output)
+    sample = next(i for i in items if i["id"] == "sample-add")
+    assert {"id", "title", "level", "points"} <= set(sample) and sample["points"] == 4
+
+
+def test_cli_start_copies_only_the_stub(run, tmp_path):
+    result = run("start", "sample-add")
+    assert result.exit_code == 0, result.output
+    files = sorted(p.relative_to(tmp_path / "sample-add").as_posix() for p in (tmp_path / "sample-add").rglob("*"))
+    assert files == ["solution.py"]
+    assert "NotImplementedError" in (tmp_path / "sample-add" / "solution.py").read_text()
+    again = run("start", "sample-add")
+    assert again.exit_code == 2 and "already exists" in again.output
+
+
+def test_cli_check_runs_public_only_and_is_honest(run, tmp_path, good_sample):
+    run("start", "sample-add")
+    stub = run("check", "sample-add")
+    assert stub.exit_code == 1
+    assert "2 hidden check(s) worth 3 point(s) were not run" in stub.output
+    (tmp_path / "sample-add" / "solution.py").write_text(good_sample)
+    good = run("check", "sample-add")
+    assert good.exit_code == 0
+    assert "Score: 1/1 (pass)" in good.output
+    assert "does not mean full marks" in good.output
+    assert "All public checks passed" not in good.output
+
+
+def test_cli_grade_writes_results_per_submission(run, tmp_path, good_sample):
+    (tmp_path / "alice").mkdir()
+    (tmp_path / "alice" / "solution.py").write_text(good_sample)
+    (tmp_path / "bob.py").write_text("def add(a, b):\n    return a - b\n")
+    result = run("grade", "sample-add", "alice", "bob.py", "--out", "out")
+    assert result.exit_code == 0, result.output
+    for name, score in (("alice", 4), ("bob", 0)):
+        doc = json.loads((tmp_path / "out" / name / "sample-add" / "results.json").read_text())
+        assert doc["score"] == score
+        assert (tmp_path / "out" / name / "sample-add" / "report.html").exists()
+
+
+def test_cli_usage_errors_are_one_line(run, tmp_path):
+    unknown = run("grade", "no-such-exercise", ".", "--out", "out")
+    assert unknown.exit_code == 2
+    assert unknown.output.strip().startswith("error: unknown exercise 'no-such-exercise'")
+    assert "Traceback" not in unknown.output
+    bad_sandbox = run("check", "sample-add", ".", "--sandbox", "nope")
+    assert bad_sandbox.exit_code == 2 and "unknown sandbox" in bad_sandbox.output
+
+
+def test_cli_sandboxes_lists_backends(run):
+    out = run("sandboxes").output
+    assert "bwrap" in out and "process" in out

@@ -1,0 +1,133 @@
+"""The plugin contract: every hook documented and tested; built-ins register like third parties."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from grader import hookimpl, hookspecs
+from grader.errors import PluginError, UnknownName
+from grader.plugins import Registries, make_plugin_manager
+
+HOOKS = sorted(n for n, f in vars(hookspecs).items() if n.startswith("grader_") and inspect.isfunction(f))
+
+
+def test_hooks_are_all_documented_and_tested():
+    this_file = Path(__file__).read_text()
+    for name in HOOKS:
+        doc = getattr(hookspecs, name).__doc__ or ""
+        assert len(doc.strip()) > 40, f"{name} needs a docstring saying when it is called"
+        assert f"def test_hook_{name}" in this_file, f"{name} needs a test_hook_{name}"
+
+
+def test_hook_grader_register_exercises(registries):
+    ids = [e.id for e in registries.exercises]
+    assert "sample-add" in ids
+    sample = registries.exercises.get("sample-add")
+    assert sample.source == "grader_sample_exercise"
+    assert sample.points == 4 and sample.reference_dir is not None
+
+
+def test_hook_grader_register_sandboxes(registries):
+    names = [s.name for s in registries.sandboxes]
+    assert {"bwrap", "process"} <= set(names)
+    for sandbox in registries.sandboxes:
+        ok, why = sandbox.available()
+        assert isinstance(ok, bool) and why
+
+
+def test_hook_grader_register_reporters(registries):
+    assert {r.name for r in registries.reporters} >= {"json", "html"}
+
+
+def test_hook_grader_graded(registries, tmp_path, good_sample):
+    seen = []
+
+    class Listener:
+        @hookimpl
+        def grader_graded(self, result):
+            seen.append((result.exercise.id, result.score))
+
+    from grader import api
+    from grader.config import Settings
+
+    registries.pm.register(Listener(), name="listener")
+    try:
+        sub = tmp_path / "s.py"
+        sub.write_text(good_sample)
+        api.grade(registries, "sample-add", sub, Settings.load({"work_dir": tmp_path / "j"}, cwd=tmp_path))
+    finally:
+        registries.pm.unregister(name="listener")
+    assert seen == [("sample-add", 4.0)]
+
+
+def test_plugins_misspelt_hook_is_an_error():
+    class Typo:
+        @hookimpl
+        def grader_register_exercise(self, registry):  # missing "s"
+            pass
+
+    with pytest.raises(PluginError, match="grader_register_exercise"):
+        make_plugin_manager(extra=(Typo(),), entry_points=False)
+
+
+def test_plugins_duplicate_exercise_id_is_an_error(sample_plugin):
+    class Again:
+        @hookimpl
+        def grader_register_exercises(self, registry):
+            registry.add_folder(sample_plugin.HERE / "exercise", reference=sample_plugin.HERE / "reference")
+
+    pm = make_plugin_manager(extra=(sample_plugin, Again()), entry_points=False)
+    with pytest.raises(PluginError, match="two plugins register the exercise 'sample-add'"):
+        Registries.collect(pm)
+
+
+def test_plugins_unknown_names_list_the_known_ones(registries):
+    with pytest.raises(UnknownName, match=r"known: .*sample-add"):
+        registries.exercises.get("sample-ad")
+
+
+def test_plugins_bad_exercise_metadata_is_reported(tmp_path):
+    folder = tmp_path / "ex"
+    (folder / "stub").mkdir(parents=True)
+    (folder / "checks" / "public").mkdir(parents=True)
+    (folder / "exercise.toml").write_text('id = "Bad Id"\ntitle = "t"\nlevel = "foundation"\npoints = 1\n')
+
+    class Bad:
+        @hookimpl
+        def grader_register_exercises(self, registry):
+            registry.add_folder(folder)
+
+    with pytest.raises(PluginError, match="lower-case"):
+        Registries.collect(make_plugin_manager(extra=(Bad(),), entry_points=False))
+
+
+@pytest.mark.slow
+def test_plugins_installed_entry_point_plugin_lists_and_grades(tmp_path):
+    """A separately installed exercise plugin (a real wheel install) shows up and grades."""
+    site = tmp_path / "site"
+    plugin_src = Path(__file__).parent / "fixtures" / "sample_plugin"
+    build = tmp_path / "src"
+    import shutil
+
+    shutil.copytree(plugin_src, build)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
+         "--target", str(site), str(build)],
+        check=True, capture_output=True, timeout=300,
+    )
+    env = dict(os.environ, PYTHONPATH=str(site))
+    listed = subprocess.run([sys.executable, "-m", "grader", "list", "--json"], env=env, capture_output=True,
+                            text=True, check=True, cwd=tmp_path)
+    assert '"sample-add"' in listed.stdout
+    ref = site / "grader_sample_exercise" / "reference"
+    graded = subprocess.run([sys.executable, "-m", "grader", "grade", "sample-add", str(ref), "--out",
+                             str(tmp_path / "out")], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert graded.returncode == 0, graded.stdout + graded.stderr
+    assert "Score: 4/4 (pass)" in graded.stdout
+    assert (tmp_path / "out" / "reference" / "sample-add" / "report.html").exists()

@@ -1,0 +1,79 @@
+"""report.html: autoescaped, explains every lost point, draws series."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from grader.builtin.report_html import HtmlReporter, polyline
+from grader.models import CheckResult, Exercise, GradeResult, Status, Visibility
+from grader.testing import assert_tensor_close, begin_details
+
+
+def _result(checks, output="") -> GradeResult:
+    ex = Exercise(id="demo", title="Demo <b>", level="foundation", points=3, stub_dir=Path("."),
+                  checks_dir=Path("."))
+    return GradeResult(exercise=ex, submission="alice", mode="grade", checks=tuple(checks),
+                       provenance={"seed": 0, "isolation": {"backend": "bwrap"}}, execution_time_s=1.0,
+                       stderr_tail=output)
+
+
+def _details_of_failed_comparison():
+    details = begin_details()
+    expected = torch.zeros(2, 3)
+    actual = expected.clone()
+    actual[1, 2] = 0.5
+    actual[0, 0] = float("nan")
+    try:
+        assert_tensor_close(actual, expected, rtol=1e-5, atol=1e-6, name="encoding")
+    except AssertionError as exc:
+        return details, str(exc)
+    raise AssertionError("the comparison should have failed")
+
+
+def test_assert_tensor_close_reports_every_figure():
+    details, message = _details_of_failed_comparison()
+    entry = details["tensors"][0]
+    assert entry["shape"] == [2, 3] and entry["dtype"] == "float32"
+    assert entry["mismatched"] == 2 and entry["nan_count"] == 1
+    # a NaN where a number was expected is the worst mismatch of all
+    assert entry["worst_index"] == [0, 0] and entry["max_abs_error"] == 0.5
+    assert "2 of 6 values" in message and "worst at index (0, 0)" in message and "NaN: 1" in message
+
+
+def test_assert_tensor_close_shape_dtype_and_type():
+    begin_details()
+    for actual, words in ((torch.zeros(3), "shape"), (torch.zeros(2, 3, dtype=torch.float64), "dtype"),
+                          ([0.0] * 6, "torch.Tensor")):
+        try:
+            assert_tensor_close(actual, torch.zeros(2, 3))
+        except AssertionError as exc:
+            assert words in str(exc)
+        else:
+            raise AssertionError("should fail")
+    assert_tensor_close(torch.ones(2) + 1e-9, torch.ones(2))
+
+
+def test_report_escapes_student_text_and_shows_details(tmp_path):
+    details, message = _details_of_failed_comparison()
+    details["series/loss"] = [3.0, 2.0, 1.5, 1.2]
+    checks = [
+        CheckResult("public/t.py::a", "encoding matches", Status.FAIL, 0, 2, Visibility.PUBLIC, message,
+                    "<script>alert(1)</script>", details),
+        CheckResult("hidden/t.py::b", "secret check", Status.FAIL, 0, 1, Visibility.HIDDEN, "hidden-msg-xyz",
+                    "hidden-output-xyz"),
+    ]
+    path = HtmlReporter().write(_result(checks, output="<img src=x onerror=alert(2)>"), tmp_path)
+    html = path.read_text()
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
+    assert "<img src=x" not in html
+    assert "Demo &lt;b&gt;" in html
+    assert "hidden-msg-xyz" not in html and "hidden-output-xyz" not in html
+    assert "<polyline" in html and "loss" in html
+    assert "worst index" in html and "[0, 0]" in html
+
+
+def test_report_polyline_needs_two_points():
+    assert polyline([1.0]) == ""
+    assert polyline([1.0, 0.0]).startswith("0.0,")
