@@ -104,8 +104,10 @@ def _print_result(result: GradeResult, verbose: bool) -> None:
         if verbose and c.output and c.visibility.value == "public" and c.status.value != "pass":
             click.echo("      " + c.output.replace("\n", "\n      "))
     iso = result.provenance.get("isolation", {})
+    shut = [k for k in ("filesystem", "network") if iso.get(k)] + (["pids"] if iso.get("pid_namespace") else [])
+    where = f"{iso.get('backend')} (isolated: {', '.join(shut) or 'nothing'}; {iso.get('user', '?')})"
     click.echo(f"Score: {result.score:g}/{result.max_score:g} ({result.status.value}); "
-               f"sandbox: {iso.get('backend')}, {result.execution_time_s:.1f} s")
+               f"sandbox: {where}; {result.execution_time_s:.1f} s")
 
 
 @main.command()
