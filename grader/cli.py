@@ -131,7 +131,8 @@ def check(exercise: str, submission: Path | None, sandbox: str | None, seed: int
                        out_dir=out)
     _print_result(result, verbose)
     if result.not_run:
-        click.echo(f"{result.not_run} hidden check(s) worth {result.not_run_points:g} point(s) were not run: "
+        count = f"{result.not_run} hidden check(s)" if result.not_run > 0 else "Hidden checks"
+        click.echo(f"{count} worth {result.not_run_points:g} point(s) were not run: "
                    "passing the public checks does not mean full marks.")
     elif result.status.value == "pass":
         click.echo("All public checks passed.")

@@ -160,6 +160,11 @@ def grade(
     finally:
         _rmtree(job)
     checks = _complete(checks, exercise, code, log, public_only, not_run, settings.select)
+    if public_only and not exercise.hidden_checks.is_dir():
+        # a student pack ships without hidden/: the declared total still tells what was not run
+        missing = exercise.points - sum(c.max_score for c in checks)
+        if missing > 0:
+            not_run = {"count": -1, "points": missing}
     elapsed = time.perf_counter() - started
     phases = {k: round(float(v), 4) for k, v in (session.get("phases") or {}).items()}
     phases["checks_s"] = round(max(sum(c.duration_s for c in checks) - phases.get("worker_startup_s", 0.0), 0.0), 4)

@@ -146,7 +146,7 @@ class GradeResult:
     provenance: dict[str, Any]
     execution_time_s: float
     phases: dict[str, float] = field(default_factory=dict)
-    not_run: int = 0
+    not_run: int = 0  # hidden checks not run (check mode); -1 when only their points are known
     not_run_points: float = 0.0
     stderr_tail: str = ""
     note: str = ""

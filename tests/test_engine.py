@@ -113,3 +113,20 @@ def test_engine_student_output_is_captured_and_bounded(grade_sample):
     assert result.score == 4
     assert "hello from student" in result.stderr_tail
     assert len(result.stderr_tail) < 10_000
+
+
+def test_engine_check_without_hidden_folder_still_counts_hidden_points(registries, settings, tmp_path, good_sample):
+    """A student pack ships no hidden/ folder; the declared total still says what was not run."""
+    import dataclasses
+    import shutil
+
+    exercise = registries.exercises.get("sample-add")
+    pack = tmp_path / "pack"
+    shutil.copytree(exercise.checks_dir / "public", pack / "checks" / "public")
+    stripped = dataclasses.replace(exercise, checks_dir=pack / "checks")
+    from grader.engine import grade
+
+    sub = tmp_path / "s.py"
+    sub.write_text(good_sample)
+    result = grade(stripped, sub, settings, registries, public_only=True)
+    assert result.score == 1 and (result.not_run, result.not_run_points) == (-1, 3)
