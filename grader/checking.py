@@ -180,7 +180,7 @@ class GraderPlugin:
         budget = float(mark.args[0]) if mark else self.default_timeout
         return StudentProxy(self.session, min(now + budget, self.deadline), seed=self.grading_seed)
 
-    @pytest.fixture
+    @pytest.fixture(scope="session")
     def reference(self) -> ModuleType:
         """The reference solution, imported in this trusted process."""
         if self._reference is None:
@@ -195,12 +195,12 @@ class GraderPlugin:
             self._reference = module
         return self._reference
 
-    @pytest.fixture
+    @pytest.fixture(scope="session")
     def seed(self) -> int:
         """The grading seed (recorded in results.json)."""
         return self.grading_seed
 
-    @pytest.fixture
+    @pytest.fixture(scope="session")
     def exercise_dir(self) -> Path:
         """The exercise folder (for data files shipped with the checks)."""
         return Path(self.cfg["exercise_dir"])

@@ -52,6 +52,8 @@ def run(cfg: dict[str, Any]) -> int:
         sandbox = registries.sandboxes.get(cfg["sandbox"])
         session = WorkerSession(sandbox, _spec_factory(cfg), float(cfg["import_timeout_s"]))
     plugin = GraderPlugin(cfg, session)
+    # helper modules next to the checks (checks/helpers.py) are importable by the check files
+    sys.path.insert(0, cfg["checks_dir"])
     args = [
         *cfg["paths"],
         "-q", "--no-header", "-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:timeout",

@@ -55,7 +55,8 @@ def _expected_losses(path: Path) -> list[str]:
     match = re.search(r"^# loses: (.+)$", text, re.MULTILINE)
     assert match, f"{path} needs a '# loses: check_a, check_b' line"
     assert re.search(r"^# wrong: .+$", text, re.MULTILINE), f"{path} needs a '# wrong: ...' line"
-    return [name.strip() for name in match.group(1).split(",") if name.strip()]
+    names = match.group(1).split("#", 1)[0]
+    return [name.strip() for name in names.split(",") if name.strip()]
 
 
 @pytest.mark.parametrize("exercise_id,path", WRONG, ids=[f"{e}/{p.stem}" for e, p in WRONG])
