@@ -175,7 +175,7 @@ def grade(
         submission=staged.name,
         mode="check" if public_only else "grade",
         checks=tuple(checks),
-        provenance=_provenance(exercise, settings, isolation),
+        provenance={**_provenance(exercise, settings, isolation), "job_id": job_id},
         execution_time_s=elapsed,
         phases=phases,
         not_run=int(not_run.get("count", 0)),

@@ -164,6 +164,7 @@ def worker_env(spec: WorkerSpec, home: str) -> dict[str, str]:
         "TRANSFORMERS_OFFLINE": "1",
         "HF_HOME": f"{home}/.hf",
         "CUDA_VISIBLE_DEVICES": "",
+        "GRADER_JOB": spec.job_id,  # lets an operator (and the tests) find every process of a job
     }
     env.update(spec.env)
     return env

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
+import zipfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_TOTAL_BYTES = 20 * 1024 * 1024
@@ -36,13 +38,58 @@ def _utf8_problem(rel: str, data: bytes) -> str:
     return ""
 
 
+def _unzip(archive: Path, dest: Path) -> str:
+    """Extract ``archive`` into ``dest`` safely; return a problem or "".
+
+    Refused: absolute or ``..`` paths (zip-slip), links, more than MAX_FILES entries, files or totals
+    over the size limits (checked while reading, not trusted from the header), suspicious ratios.
+    """
+    try:
+        zf = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError) as exc:
+        return f"{archive.name} is not a readable zip archive ({exc})"
+    with zf:
+        members = zf.infolist()
+        if len(members) > MAX_FILES:
+            return f"{archive.name} holds {len(members)} entries; at most {MAX_FILES} are accepted"
+        total = 0
+        for info in members:
+            name = info.filename
+            parts = PurePosixPath(name).parts
+            if name.startswith(("/", "\\")) or ".." in parts or ":" in name or "\\" in name:
+                return f"{archive.name} contains the unsafe path {name!r}; archives must hold relative paths only"
+            if stat.S_ISLNK(info.external_attr >> 16):
+                return f"{archive.name} contains a symbolic link ({name}); submit regular files only"
+            if info.is_dir():
+                continue
+            if info.file_size > MAX_FILE_BYTES or (info.compress_size and info.file_size / info.compress_size > 200):
+                return f"{name} in {archive.name} is too large once unpacked"
+            target = dest.joinpath(*parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, target.open("wb") as out:
+                while chunk := src.read(1 << 16):
+                    total += len(chunk)
+                    if total > MAX_TOTAL_BYTES:
+                        return f"{archive.name} unpacks to more than {MAX_TOTAL_BYTES // 10**6} MB"
+                    out.write(chunk)
+    return ""
+
+
+def _single_root(folder: Path) -> Path:
+    """An archive of one folder (``alice/solution.py``) is graded from inside that folder."""
+    entries = [p for p in folder.iterdir() if p.name not in SKIP_DIRS and p.name != "__MACOSX"]
+    if len(entries) == 1 and entries[0].is_dir() and not (folder / "solution.py").exists():
+        return entries[0]
+    return folder
+
+
 def _collect(source: Path) -> tuple[list[tuple[str, Path]], str]:
     """List (relative name, path) of the files to stage, or a problem."""
     if source.is_symlink():
         return [], f"{source.name} is a symbolic link; submit the file itself"
     if source.is_file():
         if source.suffix != ".py":
-            return [], f"{source.name} is not a .py file; submit solution.py or a folder holding it"
+            return [], f"{source.name} is not a .py file; submit solution.py, a folder or a .zip holding it"
         return [("solution.py", source)], ""
     if not source.is_dir():
         return [], f"{source} does not exist"
@@ -70,6 +117,14 @@ def _collect(source: Path) -> tuple[list[tuple[str, Path]], str]:
 def stage(source: Path, dest: Path) -> Staged:
     """Copy ``source`` (a folder with solution.py, or one .py file) into ``dest``, checking limits."""
     name = submission_name(source)
+    if source.suffix == ".zip" and source.is_file() and not source.is_symlink():
+        unpacked = dest.parent / f"{dest.name}-unzipped"
+        unpacked.mkdir(parents=True)
+        problem = _unzip(source, unpacked)
+        if problem:
+            dest.mkdir(parents=True, mode=0o755)
+            return Staged(name=name, path=dest, problem=problem)
+        source = _single_root(unpacked)
     files, problem = _collect(source)
     if len(files) > MAX_FILES:
         problem = f"the submission has {len(files)} files; at most {MAX_FILES} are accepted"

@@ -74,7 +74,8 @@ def _hello(req: dict[str, Any]) -> dict[str, Any]:
     root = os.path.realpath(req["path"])
     _STATE["root"] = root + os.sep
     sys.path.insert(0, root)
-    os.chdir(req.get("cwd") or root)
+    if req.get("cwd"):  # otherwise stay in the backend's writable scratch folder
+        os.chdir(req["cwd"])
     _seed(int(req.get("seed", 0)))
     location = os.path.join(root, "solution.py")
     try:

@@ -104,8 +104,6 @@ class BwrapSandbox:
             raise RuntimeError(why)
         root = os.geteuid() == 0
         uid = sandbox_uid(spec.job_id) if root else os.getuid()
-        if root:
-            os.chown(spec.scratch_dir, uid, uid)
         roots = _python_roots()
         extra = [Path(p).resolve() for p in spec.readonly_paths]
         argv = [shutil.which("bwrap") or "bwrap", *_base_flags(), *_system_binds()]
@@ -115,8 +113,11 @@ class BwrapSandbox:
         for p in extra:
             argv += ["--ro-bind", str(p), str(p)]
         argv += _masks([*roots, Path("/usr"), *extra], spec.secret_paths)
-        argv += ["--size", str(spec.limits.tmp_mb * 1024 * 1024), "--tmpfs", "/tmp"]
-        argv += ["--ro-bind", str(spec.submission_dir), SUBMISSION, "--bind", str(spec.scratch_dir), SCRATCH]
+        # /tmp and the scratch folder are bounded tmpfs: a submission cannot fill the host's disk
+        size = str(spec.limits.tmp_mb * 1024 * 1024)
+        argv += ["--size", size, "--perms", "1777", "--tmpfs", "/tmp"]
+        argv += ["--size", size, "--perms", "1777", "--tmpfs", SCRATCH]
+        argv += ["--ro-bind", str(spec.submission_dir), SUBMISSION]
         argv += ["--ro-bind", str(spec.worker_dir), WORKER, "--chdir", SCRATCH]
         for key, value in worker_env(spec, home="/tmp").items():
             argv += ["--setenv", key, value]
@@ -131,7 +132,8 @@ class BwrapSandbox:
             network=True,
             pid_namespace=True,
             user=f"uid {uid}",
-            limits=("rlimit-as", "rlimit-cpu", "rlimit-nproc", "rlimit-fsize", f"tmpfs {spec.limits.tmp_mb} MiB"),
+            limits=("rlimit-as", "rlimit-cpu", "rlimit-nproc", "rlimit-fsize",
+                    f"/tmp and /scratch: tmpfs of {spec.limits.tmp_mb} MiB each"),
             notes="read-only /usr, interpreter and site-packages; grader, exercises and reference masked",
         )
         return ProcessWorker(argv, {"PATH": "/usr/bin:/bin"}, spec.scratch_dir, spec.limits, SUBMISSION,

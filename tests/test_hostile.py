@@ -182,15 +182,17 @@ def listener():
     srv.close()
 
 
-def _worker_processes() -> list[int]:
+def _job_processes(job_id: str) -> list[int]:
+    """Processes still carrying the job's marker in their environment (workers and their children)."""
+    marker = f"GRADER_JOB={job_id}".encode()
     found = []
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
             try:
-                cmd = Path(f"/proc/{entry.name}/cmdline").read_bytes()
+                env = Path(f"/proc/{entry.name}/environ").read_bytes()
             except OSError:
                 continue
-            if b"_grader_worker.py" in cmd:
+            if marker in env.split(b"\0"):
                 found.append(int(entry.name))
     return found
 
@@ -225,7 +227,7 @@ def test_hostile_submission_scores_zero_and_leaves_nothing(registries, tmp_path,
     assert result.status.value != "grader_error", [(c.name, c.message) for c in result.checks]
     for report in ("results.json", "report.html"):
         assert SECRET not in (out / report).read_text(), f"reference text leaked into {report}"
-    assert not _worker_processes(), "a worker process outlived its job"
+    assert not _job_processes(result.provenance["job_id"]), "a process of the job outlived it"
     assert list(jobs.iterdir()) == [], "the job folder was left behind"
     assert not Path("/tmp/hostile-marker").exists()
 

@@ -67,3 +67,41 @@ def test_submission_non_python_file_is_refused(tmp_path):
     src = tmp_path / "notes.txt"
     src.write_text("hi")
     assert "not a .py file" in stage(src, tmp_path / "out").problem
+
+
+def _zip(path, entries, symlink=None):
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+        if symlink:
+            info = zipfile.ZipInfo(symlink[0])
+            info.external_attr = (0o120777 << 16)
+            zf.writestr(info, symlink[1])
+    return path
+
+
+def test_submission_zip_of_one_folder_is_unpacked(tmp_path):
+    archive = _zip(tmp_path / "alice.zip", {"alice/solution.py": "x = 1\n", "alice/util.py": "y = 2\n"})
+    staged = stage(archive, tmp_path / "out")
+    assert not staged.problem and staged.name == "alice"
+    assert (staged.path / "util.py").read_text() == "y = 2\n"
+
+
+def test_submission_zip_slip_and_links_are_refused(tmp_path):
+    slip = _zip(tmp_path / "slip.zip", {"solution.py": "x = 1\n", "../../evil.py": "boom"})
+    assert "unsafe path" in stage(slip, tmp_path / "o1").problem
+    assert not (tmp_path / "evil.py").exists()
+    absolute = _zip(tmp_path / "abs.zip", {"/etc/evil": "boom", "solution.py": ""})
+    assert "unsafe path" in stage(absolute, tmp_path / "o2").problem
+    link = _zip(tmp_path / "link.zip", {"solution.py": ""}, symlink=("data", "/etc/passwd"))
+    assert "symbolic link" in stage(link, tmp_path / "o3").problem
+
+
+def test_submission_zip_bomb_is_refused(tmp_path):
+    bomb = _zip(tmp_path / "bomb.zip", {"solution.py": "", "zeros.txt": b"\0" * (MAX_FILE_BYTES + 10)})
+    assert "too large" in stage(bomb, tmp_path / "o").problem
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(b"PK\x03\x04 not really")
+    assert "not a readable zip" in stage(broken, tmp_path / "o2").problem
