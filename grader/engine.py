@@ -88,6 +88,10 @@ def _run_runner(cfg_path: Path, timeout: float) -> tuple[int | None, str]:
         os.killpg(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate()
         return None, out.decode(errors="replace")[-4000:]
+    except BaseException:  # Ctrl-C: take the runner and its sandbox down with us
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
     return proc.returncode, out.decode(errors="replace")[-4000:]
 
 
@@ -158,6 +162,9 @@ def grade(
         code, log = _run_runner(cfg_path, exercise.submission_timeout_s + exercise.import_timeout_s + RUNNER_SLACK_S)
         checks, session, not_run = _read_results(job / "results.jsonl")
     finally:
+        cleanup = getattr(sandbox, "cleanup", None)
+        if cleanup is not None:  # a runner killed mid-job may leave workers the backend can still find
+            cleanup(job_id)
         _rmtree(job)
     checks = _complete(checks, exercise, code, log, public_only, not_run, settings.select)
     if public_only and not exercise.hidden_checks.is_dir():

@@ -16,6 +16,7 @@ DEFAULT_PLUGINS = (
     "grader.builtin.exercises_builtin",
     "grader.builtin.sandbox_bwrap",
     "grader.builtin.sandbox_process",
+    "grader.builtin.sandbox_docker",
     "grader.builtin.report_json",
     "grader.builtin.report_html",
 )

@@ -16,6 +16,7 @@ import resource
 import signal
 import subprocess
 import sys
+import sysconfig
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,6 +169,28 @@ def worker_env(spec: WorkerSpec, home: str) -> dict[str, str]:
     }
     env.update(spec.env)
     return env
+
+
+def python_roots() -> list[Path]:
+    """Folders outside /usr that the interpreter and its site-packages need, to mount read-only."""
+    roots = {
+        Path(sys.base_prefix).resolve(),
+        Path(sys.prefix).resolve(),
+        Path(sys.exec_prefix).resolve(),
+        Path(sysconfig.get_paths()["purelib"]).resolve(),
+        Path(os.path.realpath(sys.executable)).parent.parent,
+    }
+    return sorted(r for r in roots if not str(r).startswith("/usr/"))
+
+
+def secrets_under(bound: list[Path], secrets: tuple[Path, ...]) -> list[Path]:
+    """The secret paths that would be visible through ``bound`` mounts, and so must be masked."""
+    out = []
+    for secret in secrets:
+        secret = Path(secret).resolve()
+        if secret.exists() and any(secret.is_relative_to(b) for b in bound):
+            out.append(secret)
+    return out
 
 
 def count_user_processes(uid: int) -> int:

@@ -13,12 +13,10 @@ import functools
 import os
 import shutil
 import subprocess
-import sys
-import sysconfig
 from pathlib import Path
 
 from grader import hookimpl
-from grader.sandbox import Isolation, ProcessWorker, WorkerSpec, sandbox_uid, worker_env
+from grader.sandbox import Isolation, ProcessWorker, WorkerSpec, python_roots, sandbox_uid, secrets_under, worker_env
 
 SUBMISSION = "/submission"
 SCRATCH = "/scratch"
@@ -37,14 +35,6 @@ def _system_binds() -> list[str]:
     return args
 
 
-def _python_roots() -> list[Path]:
-    roots = {Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), Path(sys.exec_prefix).resolve()}
-    roots.add(Path(sysconfig.get_paths()["purelib"]).resolve())
-    roots.add(Path(os.path.realpath(sys.executable)).parent.parent)
-    roots = {r for r in roots if not str(r).startswith("/usr/")}
-    return sorted(roots)
-
-
 def _parent_dirs(dests: list[str]) -> list[str]:
     """Create the parents of every bind target world-traversable (bwrap makes them 0700 as root)."""
     parents: list[str] = []
@@ -56,15 +46,6 @@ def _parent_dirs(dests: list[str]) -> list[str]:
     args = []
     for p in sorted(parents, key=lambda x: x.count("/")):
         args += ["--perms", "0755", "--dir", p]
-    return args
-
-
-def _masks(bound: list[Path], secrets: tuple[Path, ...]) -> list[str]:
-    args = []
-    for secret in secrets:
-        secret = secret.resolve()
-        if any(secret.is_relative_to(b) for b in bound) and secret.exists():
-            args += ["--tmpfs", str(secret)]
     return args
 
 
@@ -104,7 +85,7 @@ class BwrapSandbox:
             raise RuntimeError(why)
         root = os.geteuid() == 0
         uid = sandbox_uid(spec.job_id) if root else os.getuid()
-        roots = _python_roots()
+        roots = python_roots()
         extra = [Path(p).resolve() for p in spec.readonly_paths]
         argv = [shutil.which("bwrap") or "bwrap", *_base_flags(), *_system_binds()]
         argv += _parent_dirs([str(p) for p in [*roots, *extra]] + [SUBMISSION, SCRATCH, WORKER])
@@ -112,7 +93,8 @@ class BwrapSandbox:
             argv += ["--ro-bind", str(r), str(r)]
         for p in extra:
             argv += ["--ro-bind", str(p), str(p)]
-        argv += _masks([*roots, Path("/usr"), *extra], spec.secret_paths)
+        for secret in secrets_under([*roots, Path("/usr"), *extra], spec.secret_paths):
+            argv += ["--tmpfs", str(secret)]
         # /tmp and the scratch folder are bounded tmpfs: a submission cannot fill the host's disk
         size = str(spec.limits.tmp_mb * 1024 * 1024)
         argv += ["--size", size, "--perms", "1777", "--tmpfs", "/tmp"]

@@ -48,6 +48,30 @@ def registries(sample_plugin):
     return Registries.collect(pm)
 
 
+@pytest.fixture(scope="session")
+def docker_image():
+    """A registry-free skeleton worker image on the engine at $DOCKER_HOST (docker-marked tests only)."""
+    import os
+
+    from grader.builtin.sandbox_docker import IMAGE_ENV, _client
+    from grader.images import build_skeleton
+
+    try:
+        client = _client()
+        client.ping()
+    except Exception as exc:
+        pytest.skip(f"no Docker engine: {exc}")
+    tag = "grader-worker:tests"
+    build_skeleton(client, tag)
+    previous = os.environ.get(IMAGE_ENV)
+    os.environ[IMAGE_ENV] = tag
+    yield tag
+    if previous is None:
+        os.environ.pop(IMAGE_ENV, None)
+    else:
+        os.environ[IMAGE_ENV] = previous
+
+
 @pytest.fixture
 def settings(tmp_path):
     return Settings.load({"work_dir": tmp_path / "jobs"}, cwd=tmp_path)

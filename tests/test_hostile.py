@@ -20,7 +20,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 SECRET = "7f3a-REFERENCE-SECRET-91c2"
 REFERENCE = FIXTURES / "hostile_target" / "reference" / "solution.py"
-BACKENDS = ["bwrap", "process"]
+BACKENDS = ["bwrap", "process", pytest.param("docker", marks=pytest.mark.docker)]
 
 pytestmark = pytest.mark.slow
 
@@ -199,7 +199,9 @@ def _job_processes(job_id: str) -> list[int]:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("case", sorted(HOSTILE))
-def test_hostile_submission_scores_zero_and_leaves_nothing(registries, tmp_path, listener, backend, case):
+def test_hostile_submission_scores_zero_and_leaves_nothing(registries, tmp_path, listener, backend, case, request):
+    if backend == "docker":
+        request.getfixturevalue("docker_image")
     if not _available(registries, backend):
         pytest.skip(f"{backend} is not available here")
     source, allowed, needs_fs = HOSTILE[case]
@@ -228,6 +230,11 @@ def test_hostile_submission_scores_zero_and_leaves_nothing(registries, tmp_path,
     for report in ("results.json", "report.html"):
         assert SECRET not in (out / report).read_text(), f"reference text leaked into {report}"
     assert not _job_processes(result.provenance["job_id"]), "a process of the job outlived it"
+    if backend == "docker":
+        from grader.builtin.sandbox_docker import LABEL, _client
+
+        left = _client().containers.list(all=True, filters={"label": f"{LABEL}.job={result.provenance['job_id']}"})
+        assert not left, "a container of the job was left behind"
     assert list(jobs.iterdir()) == [], "the job folder was left behind"
     assert not Path("/tmp/hostile-marker").exists()
 

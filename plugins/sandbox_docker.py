@@ -1,0 +1,286 @@
+"""The ``docker`` sandbox: one locked-down container per worker, driven through the Docker SDK.
+
+Every container runs with no network, memory = memory+swap limit, a pids limit, a CPU quota (and
+matching thread counts), a read-only root with bounded tmpfs for /tmp and /scratch, all capabilities
+dropped, ``no-new-privileges``, an unprivileged user and the submission mounted read-only.  Nothing of
+the grader, the exercises or the references is mounted.  GPUs are requested with device requests
+when a job asks for them and the host has them, after a lease (:mod:`grader.gpus`) so parallel jobs
+wait rather than oversubscribe.
+
+Two kinds of image work:
+
+* a real image (``grader image build``, with Python and torch inside; label ``grader.python``);
+* a registry-free skeleton (``grader image skeleton``; label ``grader.mount-host=1``) that mounts the
+  host's /usr and interpreter read-only, for machines that cannot pull anything.
+
+Containers carry ``grader.*`` labels; leftovers of a crashed grader are swept on the next start and
+after every job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from grader import hookimpl
+from grader.gpus import GpuLease, NoGPU, acquire
+from grader.sandbox import ExitInfo, Isolation, WorkerSpec, python_roots, secrets_under, worker_env
+
+IMAGE_ENV = "GRADER_DOCKER_IMAGE"
+DEFAULT_IMAGE = "grader-worker:latest"
+SUBMISSION = "/submission"
+SCRATCH = "/scratch"
+WORKER = "/opt/grader-worker"
+LABEL = "grader.worker"
+STALE_AFTER_S = 6 * 3600
+
+
+def image_name() -> str:
+    return os.environ.get(IMAGE_ENV, DEFAULT_IMAGE)
+
+
+def _client() -> Any:
+    import docker
+
+    return docker.from_env(timeout=30)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep(client: Any, job_id: str | None = None) -> int:
+    """Remove containers of ``job_id``, or (without one) those whose grader died or that are stale."""
+    filters = {"label": f"{LABEL}.job={job_id}" if job_id else LABEL}
+    removed = 0
+    for container in client.containers.list(all=True, filters=filters):
+        labels = container.labels or {}
+        owner = int(labels.get(f"{LABEL}.pid", "0") or 0)
+        started = float(labels.get(f"{LABEL}.created", "0") or 0)
+        if job_id or not _pid_alive(owner) or time.time() - started > STALE_AFTER_S:
+            with contextlib.suppress(Exception):
+                container.remove(force=True)
+                removed += 1
+    return removed
+
+
+class _SocketWriter:
+    """stdin of the container, written through the attach socket."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def write(self, data: bytes) -> int:
+        self._sock.sendall(data)
+        return len(data)
+
+    def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_WR)
+
+
+def _demux(sock: socket.socket, out_fd: int, err_fd: int) -> None:
+    """Split Docker's multiplexed attach stream (8-byte headers) into two pipes."""
+    buf = b""
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+            while len(buf) >= 8:
+                kind, size = buf[0], int.from_bytes(buf[4:8], "big")
+                if len(buf) < 8 + size:
+                    break
+                payload, buf = buf[8 : 8 + size], buf[8 + size :]
+                os.write(out_fd if kind == 1 else err_fd, payload) if payload else None
+    except OSError:
+        pass
+    finally:
+        for fd in (out_fd, err_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+class DockerWorker:
+    """A worker in a container; :meth:`kill` stops it through the API and removes it."""
+
+    def __init__(self, container: Any, sock: Any, isolation: Isolation, lease: GpuLease | None) -> None:
+        self.container = container
+        self.isolation = isolation
+        self.submission_path = SUBMISSION
+        self._lease = lease
+        raw = sock._sock if hasattr(sock, "_sock") else sock
+        r_out, w_out = os.pipe()
+        r_err, w_err = os.pipe()
+        self.stdin = _SocketWriter(raw)
+        self.stdout = os.fdopen(r_out, "rb", buffering=0)
+        self.stderr = os.fdopen(r_err, "rb", buffering=0)
+        self._sock = raw
+        threading.Thread(target=_demux, args=(raw, w_out, w_err), daemon=True).start()
+        self._state: dict[str, Any] | None = None
+
+    def _inspect(self) -> dict[str, Any]:
+        with contextlib.suppress(Exception):
+            self.container.reload()
+            return dict(self.container.attrs.get("State", {}))
+        return {}
+
+    def kill(self) -> None:
+        if self._state is None:
+            with contextlib.suppress(Exception):
+                self.container.kill()
+            with contextlib.suppress(Exception):
+                self.container.wait(timeout=20)
+            self._state = self._inspect()
+            with contextlib.suppress(Exception):
+                self.container.remove(force=True)
+            with contextlib.suppress(OSError):
+                self._sock.close()
+            if self._lease:
+                self._lease.release()
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        try:
+            status = self.container.wait(timeout=timeout if timeout is not None else 10**6)
+        except Exception:
+            return None
+        self._state = self._state or self._inspect()
+        return int(status.get("StatusCode", -1))
+
+    def exit_info(self) -> ExitInfo:
+        state = self._state or self._inspect()
+        code = state.get("ExitCode")
+        if code is not None and code >= 128:
+            code = -(code - 128)  # 137 = killed by SIGKILL, as subprocess reports it
+        return ExitInfo(code, oom_killed=bool(state.get("OOMKilled")))
+
+
+class DockerSandbox:
+    name = "docker"
+    priority = 20
+
+    def __init__(self) -> None:
+        self._swept = False
+
+    def available(self) -> tuple[bool, str]:
+        try:
+            client = _client()
+            client.ping()
+        except Exception as exc:
+            return False, f"no Docker engine reachable ({type(exc).__name__}); set DOCKER_HOST or start dockerd"
+        try:
+            image = client.images.get(image_name())
+        except Exception:
+            return False, f"image {image_name()} not found: run `grader image build` or `grader image skeleton`"
+        kind = "skeleton, host /usr mounted" if _mounts_host(image) else "self-contained"
+        return True, f"engine reachable, image {image_name()} ({kind})"
+
+    def cleanup(self, job_id: str) -> int:
+        """Remove every container of ``job_id`` (called after each job, whatever happened)."""
+        try:
+            return sweep(_client(), job_id)
+        except Exception:
+            return 0
+
+    def start(self, spec: WorkerSpec) -> DockerWorker:
+        import docker
+
+        client = _client()
+        if not self._swept:
+            sweep(client)
+            self._swept = True
+        image = client.images.get(image_name())
+        host = _mounts_host(image)
+        python = spec.python if host else image.labels.get("grader.python", "python3")
+        lease = None
+        env = worker_env(spec, home="/tmp")
+        requests = []
+        if spec.device == "cuda":
+            try:
+                lease = acquire(1)
+            except NoGPU as exc:
+                raise RuntimeError(str(exc)) from None
+            env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(len(lease.ids)))
+            requests = [docker.types.DeviceRequest(device_ids=lease.ids, capabilities=[["gpu"]])]
+        mounts = _mounts(spec, host)
+        limits = spec.limits
+        mb = limits.memory_mb
+        container = client.containers.create(
+            image.id,
+            command=[python, "-I", "-B", f"{WORKER}/_grader_worker.py"],
+            stdin_open=True,
+            tty=False,
+            network_mode="none",
+            mem_limit=f"{mb}m",
+            memswap_limit=f"{mb}m",
+            pids_limit=limits.max_processes,
+            nano_cpus=int(limits.threads * 1e9),
+            read_only=True,
+            tmpfs={"/tmp": f"size={limits.tmp_mb}m,mode=1777", SCRATCH: f"size={limits.tmp_mb}m,mode=1777"},
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            user="65534:65534",
+            mounts=mounts,
+            environment=env,
+            working_dir=SCRATCH,
+            init=not host,  # docker-init cannot be mounted over the skeleton's /sbin link
+            ulimits=[docker.types.Ulimit(name="nofile", soft=limits.open_files, hard=limits.open_files),
+                     docker.types.Ulimit(name="fsize", soft=limits.file_size_mb << 20, hard=limits.file_size_mb << 20),
+                     docker.types.Ulimit(name="cpu", soft=limits.cpu_seconds, hard=limits.cpu_seconds),
+                     docker.types.Ulimit(name="core", soft=0, hard=0)],
+            device_requests=requests or None,
+            labels={LABEL: "1", f"{LABEL}.job": spec.job_id, f"{LABEL}.pid": str(os.getpid()),
+                    f"{LABEL}.created": str(time.time())},
+        )
+        sock = container.attach_socket(params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
+        container.start()
+        isolation = Isolation(
+            backend=self.name, filesystem=True, network=True, pid_namespace=True, user="uid 65534 (nobody)",
+            limits=(f"memory {mb} MiB (no swap)", f"pids {limits.max_processes}", f"cpus {limits.threads}",
+                    "read-only root", f"/tmp and /scratch: tmpfs of {limits.tmp_mb} MiB", "cap-drop ALL",
+                    "no-new-privileges") + ((f"gpus {','.join(lease.ids)}",) if lease else ()),
+            notes=f"image {image_name()}" + (" (host /usr and interpreter mounted read-only)" if host else ""),
+        )
+        return DockerWorker(container, sock, isolation, lease)
+
+
+def _mounts_host(image: Any) -> bool:
+    return (image.labels or {}).get("grader.mount-host") == "1"
+
+
+def _mounts(spec: WorkerSpec, host: bool) -> list[Any]:
+    from docker.types import Mount
+
+    mounts = [
+        Mount(SUBMISSION, str(spec.submission_dir), type="bind", read_only=True),
+        Mount(WORKER, str(spec.worker_dir), type="bind", read_only=True),
+    ]
+    extra = [Path(p).resolve() for p in spec.readonly_paths]
+    bound: list[Path] = []
+    if host:
+        bound = [Path("/usr"), *python_roots()]
+    for path in [*bound, *extra]:
+        mounts.append(Mount(str(path), str(path), type="bind", read_only=True))
+    for secret in secrets_under([*bound, *extra], spec.secret_paths):
+        mounts.append(Mount(str(secret), None, type="tmpfs", tmpfs_size=1 << 20))
+    return mounts
+
+
+@hookimpl
+def grader_register_sandboxes(registry):  # type: ignore[no-untyped-def]
+    registry.add(DockerSandbox())
