@@ -22,6 +22,10 @@ from grader.models import Status, Visibility
 from grader.remote import StudentError, StudentProxy, SubmissionLoadError, WorkerSession, WorkerTimeout
 
 MESSAGE_LIMIT = 500
+
+
+class RefusedJob(Exception):
+    """The job cannot run here (e.g. it needs a GPU): not the student's fault, so a grader_error."""
 OUTPUT_LIMIT = 6000
 
 
@@ -32,6 +36,8 @@ def classify(exc: BaseException) -> tuple[Status, str, str]:
     if isinstance(exc, (AssertionError, pytest.fail.Exception)):
         text = str(exc).strip() or "assertion failed"
         return Status.FAIL, text.splitlines()[0], text
+    if isinstance(exc, RefusedJob):
+        return Status.GRADER_ERROR, f"{exc} (not graded: no points are lost for this)", ""
     if isinstance(exc, pytest.skip.Exception):
         return Status.GRADER_ERROR, "the check was skipped, which a check must never do (a grader bug)", ""
     name = type(exc).__name__
@@ -169,6 +175,8 @@ class GraderPlugin:
     @pytest.fixture
     def student(self, request: pytest.FixtureRequest) -> StudentProxy:
         """The student's solution.py, reached across the sandbox boundary."""
+        if self.cfg.get("refused"):
+            raise RefusedJob(self.cfg["load_problem"])
         if self.cfg.get("load_problem"):
             raise SubmissionLoadError(self.cfg["load_problem"])
         if self.session is None:
@@ -194,6 +202,11 @@ class GraderPlugin:
             spec.loader.exec_module(module)
             self._reference = module
         return self._reference
+
+    @pytest.fixture(scope="session")
+    def profile(self) -> str:
+        """The target profile this job is graded under: ``cpu`` or ``gpu`` (stricter targets)."""
+        return str(self.cfg.get("profile", "cpu"))
 
     @pytest.fixture(scope="session")
     def seed(self) -> int:

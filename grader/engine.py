@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -22,6 +22,7 @@ from typing import Any
 from grader import __version__
 from grader.config import Settings
 from grader.errors import SandboxUnavailable
+from grader.gpus import detect_gpus
 from grader.models import CheckResult, Exercise, GradeResult, Status, Visibility
 from grader.paths import PACKAGE_DIR, data_root
 from grader.plugins import Registries
@@ -43,6 +44,40 @@ def choose_sandbox(registries: Registries, name: str | None) -> Sandbox:
         if sandbox.available()[0]:
             return sandbox
     raise SandboxUnavailable("no sandbox backend is available")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a job runs: ``device`` for the worker, the target ``profile``, and why if it changed."""
+
+    device: str
+    profile: str
+    note: str = ""
+    refusal: str = ""
+
+
+def place(exercise: Exercise, settings: Settings, sandbox: Sandbox) -> Placement:
+    """Choose CPU or GPU for a job; never silently: a fallback says so and a hard need refuses.
+
+    ``exercise.device`` is ``cpu`` (CPU only), ``gpu-optional`` (``cpu`` and ``gpu`` profiles) or
+    ``gpu`` (cannot be graded without one).  GPUs reach workers only through backends that declare
+    ``supports_gpu`` (docker).
+    """
+    wants_gpu = exercise.device == "gpu" or (settings.profile == "gpu" and exercise.device != "cpu")
+    if not wants_gpu:
+        note = "" if settings.profile == "cpu" else f"{exercise.id} has only a cpu profile"
+        return Placement("cpu", "cpu", note)
+    gpus = detect_gpus()
+    why = ""
+    if not gpus:
+        why = "this machine has no GPU"
+    elif not getattr(sandbox, "supports_gpu", False):
+        why = f"the {sandbox.name} sandbox cannot pass GPUs to workers (use --sandbox docker)"
+    if not why:
+        return Placement("cuda", "gpu")
+    if exercise.device == "gpu":
+        return Placement("cpu", "gpu", refusal=f"needs GPU: {exercise.id} can only be graded on a GPU, and {why}")
+    return Placement("cpu", "cpu", note=f"gpu profile requested but {why}: graded with the cpu profile")
 
 
 def _package_version(name: str) -> str | None:
@@ -124,6 +159,7 @@ def grade(
     """Grade ``source`` (a folder with solution.py or one .py file) for ``exercise``."""
     started = time.perf_counter()
     sandbox = choose_sandbox(registries, settings.sandbox)
+    placement = place(exercise, settings, sandbox)
     jobs_root = settings.work_dir or Path(tempfile.gettempdir()) / "grader-jobs"
     jobs_root.mkdir(parents=True, exist_ok=True)
     os.chmod(jobs_root, 0o711)
@@ -144,7 +180,10 @@ def grade(
             "run_hidden": not public_only,
             "reference_dir": str(exercise.reference_dir) if exercise.reference_dir else None,
             "submission_dir": str(staged.path),
-            "load_problem": staged.problem,
+            "load_problem": staged.problem or placement.refusal,
+            "refused": bool(placement.refusal),
+            "device": placement.device,
+            "profile": placement.profile,
             "results_path": str(job / "results.jsonl"),
             "sandbox": sandbox.name,
             "seed": settings.seed,
@@ -182,7 +221,7 @@ def grade(
         submission=staged.name,
         mode="check" if public_only else "grade",
         checks=tuple(checks),
-        provenance={**_provenance(exercise, settings, isolation), "job_id": job_id},
+        provenance={**_provenance(exercise, placement, settings.seed, isolation), "job_id": job_id},
         execution_time_s=elapsed,
         phases=phases,
         not_run=int(not_run.get("count", 0)),
@@ -218,17 +257,18 @@ def _complete(checks: list[CheckResult], exercise: Exercise, code: int | None, l
     )]
 
 
-def _provenance(exercise: Exercise, settings: Settings, isolation: dict[str, Any]) -> dict[str, Any]:
+def _provenance(exercise: Exercise, placement: Placement, seed: int, isolation: dict[str, Any]) -> dict[str, Any]:
     return {
         "grader_version": __version__,
         "python": platform.python_version(),
         "torch": _package_version("torch"),
         "platform": platform.platform(),
-        "device": "cpu",
-        "profile": settings.profile,
+        "device": placement.device,
+        "profile": placement.profile,
+        "profile_note": placement.note,
         "sandbox": isolation.get("backend"),
         "isolation": isolation,
-        "seed": settings.seed,
+        "seed": seed,
         "exercise": exercise.id,
         "exercise_version": exercise.version,
         "graded_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -131,7 +131,8 @@ class DockerWorker:
         self.stdout = os.fdopen(r_out, "rb", buffering=0)
         self.stderr = os.fdopen(r_err, "rb", buffering=0)
         self._sock = raw
-        threading.Thread(target=_demux, args=(raw, w_out, w_err), daemon=True).start()
+        self._demuxer = threading.Thread(target=_demux, args=(raw, w_out, w_err), daemon=True)
+        self._demuxer.start()
         self._state: dict[str, Any] | None = None
 
     def _inspect(self) -> dict[str, Any]:
@@ -151,6 +152,10 @@ class DockerWorker:
                 self.container.remove(force=True)
             with contextlib.suppress(OSError):
                 self._sock.close()
+            self._demuxer.join(timeout=5)
+            for stream in (self.stdout, self.stderr):
+                with contextlib.suppress(OSError):
+                    stream.close()
             if self._lease:
                 self._lease.release()
 
@@ -173,6 +178,7 @@ class DockerWorker:
 class DockerSandbox:
     name = "docker"
     priority = 20
+    supports_gpu = True
 
     def __init__(self) -> None:
         self._swept = False
