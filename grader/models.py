@@ -44,7 +44,8 @@ class Visibility(enum.StrEnum):
 
     @property
     def gradescope(self) -> str:
-        return "visible" if self is Visibility.PUBLIC else "after_published"
+        """Gradescope's visibility: message-only checks are visible, with only status and message."""
+        return "after_published" if self is Visibility.HIDDEN else "visible"
 
 
 @dataclass(frozen=True)

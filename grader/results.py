@@ -43,7 +43,9 @@ def to_results_json(result: GradeResult) -> dict[str, Any]:
                 "status": "passed" if c.status.value == "pass" else "failed",
                 "output": _output(c),
                 "visibility": c.visibility.gradescope,
-                "extra_data": {"status": c.status.value, "visibility": c.visibility.value, "details": c.details,
+                "extra_data": {"status": c.status.value, "visibility": c.visibility.value,
+                               # message-only checks show students their status and message, nothing more
+                               "details": {} if c.visibility is Visibility.MESSAGE_ONLY else c.details,
                                "duration_s": round(c.duration_s, 4)},
             }
             for c in result.checks

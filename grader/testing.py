@@ -75,7 +75,7 @@ def expect_type(value: Any, expected: type | tuple[type, ...], what: str) -> Non
         raise AssertionError(f"{what} should be a {names}, got {type(value).__name__}")
 
 
-def tensor_report(actual: Any, expected: Any, rtol: float, atol: float) -> dict[str, Any]:
+def tensor_report(actual: Any, expected: Any, rtol: float, atol: float, equal_nan: bool = False) -> dict[str, Any]:
     """Compare two tensors of one shape; every figure a student needs to find the bug."""
     import torch
 
@@ -86,7 +86,7 @@ def tensor_report(actual: Any, expected: Any, rtol: float, atol: float) -> dict[
     tol = atol + rtol * e.abs()
     bad = ~(diff <= tol) | (torch.isnan(a) != torch.isnan(e))
     both_nan = torch.isnan(a) & torch.isnan(e)
-    bad = bad & ~both_nan
+    bad = bad & ~both_nan if equal_nan else bad | both_nan
     rel = diff / e.abs().clamp_min(1e-12)
     safe_diff = torch.where(finite, diff, torch.full_like(diff, float("inf")))
     ranked = torch.where(both_nan, torch.zeros_like(safe_diff), safe_diff)
@@ -123,12 +123,25 @@ def assert_tensor_close(
     atol: float = 1e-6,
     name: str = "output",
     check_dtype: bool = True,
+    equal_nan: bool = False,
+    advice: str = "",
 ) -> None:
     """Assert ``actual`` equals ``expected`` within ``atol + rtol * |expected|``, elementwise.
 
     The failure message and the check's recorded details give shape, dtype, max abs/rel error,
-    the worst index, the share of elements out of tolerance and NaN/Inf counts.
+    the worst index, the share of elements out of tolerance and NaN/Inf counts.  A NaN never equals
+    anything unless ``equal_nan``.  ``advice`` becomes the message's first line (what students read).
     """
+    try:
+        _compare(actual, expected, rtol, atol, name, check_dtype, equal_nan)
+    except AssertionError as exc:
+        if advice:
+            raise AssertionError(f"{advice}\n{exc}") from None
+        raise
+
+
+def _compare(actual: Any, expected: Any, rtol: float, atol: float, name: str, check_dtype: bool,
+             equal_nan: bool) -> None:
     import torch
 
     entry: dict[str, Any] = {"name": name}
@@ -143,7 +156,7 @@ def assert_tensor_close(
     if check_dtype and actual.dtype != expected.dtype:
         entry.update(dtype=str(actual.dtype), expected_dtype=str(expected.dtype), problem="dtype")
         raise AssertionError(f"{name} has dtype {actual.dtype}, expected {expected.dtype}")
-    report = tensor_report(actual, expected, rtol, atol)
+    report = tensor_report(actual, expected, rtol, atol, equal_nan)
     entry.update(report)
     if report["mismatched"]:
         entry["problem"] = "values"

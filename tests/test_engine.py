@@ -99,8 +99,11 @@ def test_engine_results_json_follows_gradescope_shape(grade_sample, tmp_path, re
     assert {"name", "score", "max_score", "status", "output", "visibility"} <= set(test)
     assert doc["grader"]["provenance"]["seed"] == 0
     assert doc["grader"]["status"] == "error"
-    hidden = [t for t in doc["tests"] if t["extra_data"]["visibility"] != "public"]
-    assert hidden and all(t["visibility"] == "after_published" for t in hidden)
+    by_vis = {t["extra_data"]["visibility"]: t for t in doc["tests"]}
+    assert by_vis["hidden"]["visibility"] == "after_published"
+    assert by_vis["message-only"]["visibility"] == "visible"
+    assert by_vis["message-only"]["extra_data"]["details"] == {}
+    assert by_vis["message-only"]["output"].startswith("[")
 
 
 def test_engine_student_output_is_captured_and_bounded(grade_sample):

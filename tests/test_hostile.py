@@ -149,7 +149,82 @@ HOSTILE = {
         "            pass\n"
         "    return 'wrote'\n" + ADD,
         {"fail"}, True),
+    "sys-exit-and-keyboard-interrupt-at-call": (
+        "import sys\ndef answer():\n    try:\n        raise KeyboardInterrupt\n"
+        "    finally:\n        sys.exit(0)\n" + ADD,
+        {"error"}, False),
+    "spin-threads": (
+        "import threading\n"
+        "def spin():\n    while True:\n        pass\n"
+        "def answer():\n    for _ in range(16):\n        threading.Thread(target=spin, daemon=True).start()\n"
+        "    spin()\n" + ADD,
+        {"timeout"}, False),
+    "fill-the-disk": (
+        "import os\n"
+        "def answer():\n"
+        "    n = 0\n"
+        "    for folder in ('/tmp', '.', '/scratch'):\n"
+        "        for i in range(1000):\n"
+        "            try:\n"
+        "                with open(os.path.join(folder, f'fill{i}'), 'wb') as fh:\n"
+        "                    fh.write(b'x' * (32 << 20))\n"
+        "                n += 1\n"
+        "            except OSError:\n"
+        "                break\n"
+        "    return f'wrote {n} files'\n" + ADD,
+        {"fail", "timeout"}, True),
+    "monkeypatch-pytest-and-grader": (
+        "import sys, types\n"
+        "fake = types.ModuleType('pytest')\nfake.main = lambda *a, **k: 0\nsys.modules['pytest'] = fake\n"
+        "import builtins\nbuiltins.AssertionError = type('Nope', (Exception,), {})\n"
+        "def answer():\n    return 'patched'\n" + ADD,
+        {"fail"}, False),
+    "forge-channel-frames": (
+        "import os, json, struct\n"
+        "def answer():\n"
+        "    body = json.dumps({'ok': True, 'value': 'x', 'id': 1, 'blobs': []}).encode()\n"
+        "    for fd in range(3, 12):\n"
+        "        try:\n"
+        "            os.write(fd, struct.pack('>I', len(body)) + body + b'garbage')\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    return 'forged'\n" + ADD,
+        {"fail", "error"}, False),
+    "symlink-to-host-file": (lambda d: _with_file(d, "def answer():\n    return open('data.txt').read()\n",
+                                                 "data.txt", link=REFERENCE), {"error"}, False),
+    "huge-file": (lambda d: _with_file(d, "def answer():\n    return 'x'\n", "weights.bin", data=b"\0" * (6 << 20)),
+                  {"error"}, False),
+    "zip-slip-archive": (
+        lambda d: _zip_slip(d),
+        {"error"}, False),
+    "reference-secret-in-environment": (
+        "import os\n"
+        "def answer():\n"
+        "    blob = open('/proc/self/environ', 'rb').read().decode(errors='ignore')\n"
+        "    blob += ''.join(open(f'/proc/{p}/environ', 'rb').read().decode(errors='ignore')\n"
+        "                    for p in ('1', str(os.getppid())) if os.path.exists(f'/proc/{p}/environ'))\n"
+        "    return blob if 'REFERENCE-SECRET' in blob else 'nothing'\n" + ADD,
+        {"fail", "error"}, False),
 }
+
+
+def _with_file(folder: Path, source: str, name: str, link: Path | None = None, data: bytes = b"") -> Path:
+    (folder / "solution.py").write_text(source + ADD)
+    if link is not None:
+        os.symlink(link, folder / name)
+    else:
+        (folder / name).write_bytes(data)
+    return folder
+
+
+def _zip_slip(folder: Path) -> Path:
+    import zipfile
+
+    archive = folder.parent / "slip.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("solution.py", "def answer():\n    return 'x'\n" + ADD)
+        zf.writestr("../../../tmp/hostile-marker", "x")
+    return archive
 
 
 def _available(registries, name):
@@ -216,7 +291,10 @@ def test_hostile_submission_scores_zero_and_leaves_nothing(registries, tmp_path,
     del sandbox
     sub = tmp_path / "hostile"
     sub.mkdir()
-    (sub / "solution.py").write_text(source.replace("PORT", str(listener)))
+    if callable(source):
+        sub = source(sub)
+    else:
+        (sub / "solution.py").write_text(source.replace("PORT", str(listener)))
     jobs = tmp_path / "jobs"
     settings = Settings.load({"work_dir": jobs, "sandbox": backend}, cwd=tmp_path)
     out = tmp_path / "out"

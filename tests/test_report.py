@@ -77,3 +77,13 @@ def test_report_escapes_student_text_and_shows_details(tmp_path):
 def test_report_polyline_needs_two_points():
     assert polyline([1.0]) == ""
     assert polyline([1.0, 0.0]).startswith("0.0,")
+
+
+def test_assert_tensor_close_nan_and_advice():
+    import pytest
+
+    begin_details()
+    nan = torch.tensor([float("nan"), 1.0])
+    with pytest.raises(AssertionError, match=r"^did you divide by zero\?\nout: 1 of 2"):
+        assert_tensor_close(nan, nan.clone(), name="out", advice="did you divide by zero?")
+    assert_tensor_close(nan, nan.clone(), equal_nan=True)

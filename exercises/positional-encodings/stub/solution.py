@@ -44,10 +44,12 @@ Dtypes and precision
   "float32", "float64", "bfloat16" or "float16". ``getattr(torch, name)`` turns it into a torch.dtype.
 * Compute positions, frequencies and angles in float64 and cast the result at the end with ``.to()``.
   bfloat16 has 8 bits of mantissa: angles computed in it are wrong by whole radians at large positions.
-* The checks compare with a float64 computation: within about 1e-9 for float64 results, about 1e-4
-  (1e-3 at positions in the thousands) for float32, 1e-2 for bfloat16 and 2e-3 for float16, scaled up
-  by the size of the values for RoPE.
+* The checks compare with a float64 computation, elementwise: within about 1e-9 for float64 results,
+  1e-4 for float32 (1e-3 at positions in the thousands), 8e-3 for bfloat16 and 2e-3 for float16; for
+  RoPE these are multiplied by the largest |x|.
 * apply_rope returns x's dtype. Beware: bfloat16 x times float32 cos promotes to float32.
+* If your apply_rope calls your rope_cos_sin with dtype=x.dtype, let rope_cos_sin accept a torch.dtype
+  as well as a name.
 
 Errors: an odd d_model or head_dim has no partner for its last dimension: raise ValueError.
 """
