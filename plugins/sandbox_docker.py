@@ -158,6 +158,8 @@ class DockerWorker:
                     stream.close()
             if self._lease:
                 self._lease.release()
+            with contextlib.suppress(Exception):
+                self.container.client.close()
 
     def wait(self, timeout: float | None = None) -> int | None:
         try:
@@ -186,21 +188,26 @@ class DockerSandbox:
     def available(self) -> tuple[bool, str]:
         try:
             client = _client()
-            client.ping()
-        except Exception as exc:
+        except Exception as exc:  # any failure means "not here"
             return False, f"no Docker engine reachable ({type(exc).__name__}); set DOCKER_HOST or start dockerd"
-        try:
-            image = client.images.get(image_name())
-        except Exception:
-            return False, f"image {image_name()} not found: run `grader image build` or `grader image skeleton`"
-        kind = "skeleton, host /usr mounted" if _mounts_host(image) else "self-contained"
-        return True, f"engine reachable, image {image_name()} ({kind})"
+        with contextlib.closing(client):
+            try:
+                client.ping()
+            except Exception as exc:
+                return False, f"no Docker engine reachable ({type(exc).__name__}); set DOCKER_HOST or start dockerd"
+            try:
+                image = client.images.get(image_name())
+            except Exception:
+                return False, f"image {image_name()} not found: run `grader image build` or `grader image skeleton`"
+            kind = "skeleton, host /usr mounted" if _mounts_host(image) else "self-contained"
+            return True, f"engine reachable, image {image_name()} ({kind})"
 
     def cleanup(self, job_id: str) -> int:
         """Remove every container of ``job_id`` (called after each job, whatever happened)."""
         try:
-            return sweep(_client(), job_id)
-        except Exception:
+            with contextlib.closing(_client()) as client:
+                return sweep(client, job_id)
+        except Exception:  # no engine, nothing to remove
             return 0
 
     def start(self, spec: WorkerSpec) -> DockerWorker:

@@ -65,6 +65,7 @@ def docker_image():
         pytest.skip(f"no Docker engine: {exc}")
     tag = "grader-worker:tests"
     build_skeleton(client, tag)
+    client.close()
     previous = os.environ.get(IMAGE_ENV)
     os.environ[IMAGE_ENV] = tag
     yield tag

@@ -72,6 +72,7 @@ def test_docker_sweeps_containers_of_a_dead_grader(docker_sandbox, docker_image)
     orphan.start()
     assert sweep(client) >= 1
     assert not client.containers.list(all=True, filters={"label": f"{LABEL}.job=orphan"})
+    client.close()
 
 
 def test_docker_grades_end_to_end(docker_sandbox, registries, tmp_path, good_sample):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+from contextlib import closing
 import threading
 from pathlib import Path
 
@@ -311,7 +312,8 @@ def test_hostile_submission_scores_zero_and_leaves_nothing(registries, tmp_path,
     if backend == "docker":
         from grader.builtin.sandbox_docker import LABEL, _client
 
-        left = _client().containers.list(all=True, filters={"label": f"{LABEL}.job={result.provenance['job_id']}"})
+        with closing(_client()) as client:
+            left = client.containers.list(all=True, filters={"label": f"{LABEL}.job={result.provenance['job_id']}"})
         assert not left, "a container of the job was left behind"
     assert list(jobs.iterdir()) == [], "the job folder was left behind"
     assert not Path("/tmp/hostile-marker").exists()
