@@ -19,7 +19,14 @@ import pytest
 
 from grader import testing
 from grader.models import Status, Visibility
-from grader.remote import StudentError, StudentProxy, SubmissionLoadError, WorkerSession, WorkerTimeout
+from grader.remote import (
+    SandboxStartError,
+    StudentError,
+    StudentProxy,
+    SubmissionLoadError,
+    WorkerSession,
+    WorkerTimeout,
+)
 
 MESSAGE_LIMIT = 500
 
@@ -36,6 +43,8 @@ def classify(exc: BaseException) -> tuple[Status, str, str]:
     if isinstance(exc, (AssertionError, pytest.fail.Exception)):
         text = str(exc).strip() or "assertion failed"
         return Status.FAIL, text.splitlines()[0], text
+    if isinstance(exc, SandboxStartError):
+        return Status.GRADER_ERROR, f"{exc} (not graded: no points are lost for this)", ""
     if isinstance(exc, RefusedJob):
         return Status.GRADER_ERROR, f"{exc} (not graded: no points are lost for this)", ""
     if isinstance(exc, pytest.skip.Exception):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass, field
 
 import pluggy
@@ -30,6 +31,14 @@ def make_plugin_manager(extra: tuple[object, ...] = (), entry_points: bool = Tru
         pm.register(importlib.import_module(name), name=name)
     if entry_points:
         pm.load_setuptools_entrypoints("grader")
+    # GRADER_PLUGINS=mod1,mod2 loads plugin modules without installing them; the check runner
+    # inherits the variable, so sandboxes registered this way reach it too
+    for name in filter(None, (n.strip() for n in os.environ.get("GRADER_PLUGINS", "").split(","))):
+        if pm.get_plugin(name) is None:
+            try:
+                pm.register(importlib.import_module(name), name=name)
+            except ImportError as exc:
+                raise PluginError(f"GRADER_PLUGINS names {name!r}, which cannot be imported: {exc}") from None
     for plugin in extra:
         pm.register(plugin)
     try:

@@ -60,6 +60,10 @@ class WorkerOOM(StudentError):
     status = Status.OOM
 
 
+class SandboxStartError(Exception):
+    """The sandbox backend could not start a worker: an environment problem, never the student's."""
+
+
 class _BoundedBuffer:
     """Keeps the head and tail of a stream so a flood of prints costs bounded memory."""
 
@@ -113,7 +117,10 @@ class WorkerSession:
         if self.worker is not None:
             return
         t0 = time.perf_counter()
-        worker = self.sandbox.start(self._start_spec())
+        try:
+            worker = self.sandbox.start(self._start_spec())
+        except Exception as exc:
+            raise SandboxStartError(f"the {self.sandbox.name} sandbox could not start a worker: {exc}") from exc
         t1 = time.perf_counter()
         self.worker = worker
         self.isolation = worker.isolation.as_dict()

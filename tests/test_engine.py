@@ -7,6 +7,7 @@ import json
 import pytest
 
 from grader import api
+from grader.config import Settings
 from grader.results import to_results_json
 
 
@@ -133,3 +134,29 @@ def test_engine_check_without_hidden_folder_still_counts_hidden_points(registrie
     sub.write_text(good_sample)
     result = grade(stripped, sub, settings, registries, public_only=True)
     assert result.score == 1 and (result.not_run, result.not_run_points) == (-1, 3)
+
+
+def test_engine_sandbox_that_cannot_start_is_a_grader_error(registries, tmp_path, good_sample, monkeypatch):
+    """A backend failure is the grader's problem: grader_error with the reason, no points lost."""
+    from grader.engine import grade
+    from grader.plugins import Registries, make_plugin_manager
+
+    (tmp_path / "broken_sandbox.py").write_text(
+        "from grader import hookimpl\n\n"
+        "class Broken:\n    name, priority = 'broken', 1\n\n"
+        "    def available(self):\n        return True, 'claims to work'\n\n"
+        "    def start(self, spec):\n        raise OSError('cannot create namespaces')\n\n"
+        "@hookimpl\ndef grader_register_sandboxes(registry):\n    registry.add(Broken())\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    monkeypatch.setenv("GRADER_PLUGINS", "broken_sandbox")
+    regs = Registries.collect(make_plugin_manager(entry_points=False))
+    assert "broken" in regs.sandboxes
+    sub = tmp_path / "s.py"
+    sub.write_text(good_sample)
+    exercise = registries.exercises.get("sample-add")
+    settings = Settings.load({"work_dir": tmp_path / "j", "sandbox": "broken"}, cwd=tmp_path)
+    result = grade(exercise, sub, settings, regs)
+    assert {c.status.value for c in result.checks} == {"grader_error"}
+    assert all("could not start a worker: cannot create namespaces" in c.message for c in result.checks)
