@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 import socket
-from contextlib import closing
 import threading
+from contextlib import closing
 from pathlib import Path
 
 import pytest
