@@ -131,9 +131,11 @@ class WorkerSession:
             reply = self._roundtrip({"op": "hello", "path": worker.submission_path}, [], self.import_timeout_s,
                                     "importing solution.py")
         except StudentError as exc:
-            self.load_error = SubmissionLoadError(f"solution.py could not be loaded: {exc.message}", exc.detail)
+            # a worker that died before answering often said why on stderr (a missing interpreter...)
+            detail = exc.detail or self.output.text(4000)
+            self.load_error = SubmissionLoadError(f"solution.py could not be loaded: {exc.message}", detail)
             if isinstance(exc, (WorkerTimeout, WorkerOOM)):
-                self.load_error = type(exc)(f"importing solution.py: {exc.message}", exc.detail)
+                self.load_error = type(exc)(f"importing solution.py: {exc.message}", detail)
             raise self.load_error from None
         finally:
             self.phases["sandbox_start_s"] += t1 - t0

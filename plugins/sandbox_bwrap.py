@@ -41,7 +41,7 @@ def _parent_dirs(dests: list[str]) -> list[str]:
     for dest in dests:
         for parent in reversed(Path(dest).parents):
             p = str(parent)
-            if p != "/" and p not in parents and not p.startswith("/usr"):
+            if p not in ("/", "/tmp", SCRATCH) and p not in parents and not p.startswith("/usr"):
                 parents.append(p)
     args = []
     for p in sorted(parents, key=lambda x: x.count("/")):
@@ -88,17 +88,18 @@ class BwrapSandbox:
         roots = python_roots()
         extra = [Path(p).resolve() for p in spec.readonly_paths]
         argv = [shutil.which("bwrap") or "bwrap", *_base_flags(), *_system_binds()]
-        argv += _parent_dirs([str(p) for p in [*roots, *extra]] + [SUBMISSION, SCRATCH, WORKER])
+        # /tmp and the scratch folder are bounded tmpfs (a submission cannot fill the host's disk),
+        # mounted before the binds: an interpreter or venv living under /tmp must stay visible
+        size = str(spec.limits.tmp_mb * 1024 * 1024)
+        argv += ["--size", size, "--perms", "1777", "--tmpfs", "/tmp"]
+        argv += ["--size", size, "--perms", "1777", "--tmpfs", SCRATCH]
+        argv += _parent_dirs([str(p) for p in [*roots, *extra]] + [SUBMISSION, WORKER])
         for r in roots:
             argv += ["--ro-bind", str(r), str(r)]
         for p in extra:
             argv += ["--ro-bind", str(p), str(p)]
         for secret in secrets_under([*roots, Path("/usr"), *extra], spec.secret_paths):
             argv += ["--tmpfs", str(secret)]
-        # /tmp and the scratch folder are bounded tmpfs: a submission cannot fill the host's disk
-        size = str(spec.limits.tmp_mb * 1024 * 1024)
-        argv += ["--size", size, "--perms", "1777", "--tmpfs", "/tmp"]
-        argv += ["--size", size, "--perms", "1777", "--tmpfs", SCRATCH]
         argv += ["--ro-bind", str(spec.submission_dir), SUBMISSION]
         argv += ["--ro-bind", str(spec.worker_dir), WORKER, "--chdir", SCRATCH]
         for key, value in worker_env(spec, home="/tmp").items():

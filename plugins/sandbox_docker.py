@@ -131,6 +131,7 @@ class DockerWorker:
         self.stdout = os.fdopen(r_out, "rb", buffering=0)
         self.stderr = os.fdopen(r_err, "rb", buffering=0)
         self._sock = raw
+        self._attach = sock  # the SocketIO wrapper holds a reference: the socket closes with both
         self._demuxer = threading.Thread(target=_demux, args=(raw, w_out, w_err), daemon=True)
         self._demuxer.start()
         self._state: dict[str, Any] | None = None
@@ -150,8 +151,9 @@ class DockerWorker:
             self._state = self._inspect()
             with contextlib.suppress(Exception):
                 self.container.remove(force=True)
-            with contextlib.suppress(OSError):
-                self._sock.close()
+            for closable in (self._attach, self._sock):
+                with contextlib.suppress(OSError):
+                    closable.close()
             self._demuxer.join(timeout=5)
             for stream in (self.stdout, self.stderr):
                 with contextlib.suppress(OSError):
