@@ -1,0 +1,87 @@
+"""Batch throughput with 1 and 2 (or more) workers, and class report render time for 1,000 submissions.
+
+    python benchmarks/batch_throughput.py [--students 12] [--workers 1 2] [--report-students 1000]
+
+Grades a generated class (the test fixtures' ``sample-add`` and ``hostile-target`` exercises: a mix
+of correct, wrong, broken and hostile work) into a fresh folder per worker count, and prints jobs
+per minute.  Then renders the class report for synthetic results of ``--report-students`` students
+(three exercises of six checks each) and prints how long gathering and rendering took.
+
+Targets (checked by hand, not in timed unit tests): 2 workers grade more jobs per minute than 1 (each
+job is already two busy processes, runner and sandboxed worker, so on 2 cores expect 1.2-1.5x; more
+cores scale further); the 1,000-student report is gathered and rendered in under 5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("make_class",
+                                               ROOT / "tests" / "fixtures" / "class_roster" / "make_class.py")
+assert _spec and _spec.loader
+make_class = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(make_class)
+
+
+def throughput(students: int, workers: int, sample: int) -> tuple[int, float]:
+    from grader import api
+    from grader.batch_run import run_batch
+    from grader.config import Settings
+
+    with tempfile.TemporaryDirectory(prefix="grader-bench-") as tmp:
+        root = Path(tmp)
+        course = make_class.make_course(root / "course")
+        make_class.make_class(root / "roster", students=students, sample=sample)
+        os.environ["GRADER_EXERCISES"] = str(course)
+        registries = api.load()
+        settings = Settings.load({"work_dir": root / "jobs"}, cwd=root)
+        t0 = time.perf_counter()
+        summary = run_batch(registries, root / "roster", root / "out", settings, workers=workers)
+        return summary.graded + summary.failed, time.perf_counter() - t0
+
+
+def report_time(students: int) -> tuple[float, float, int]:
+    from grader.class_report import class_data, render
+    from grader.gradebook import Gradebook
+
+    with tempfile.TemporaryDirectory(prefix="grader-bench-") as tmp:
+        out = Path(tmp) / "out"
+        make_class.synthetic_results(out, students=students)
+        t0 = time.perf_counter()
+        with Gradebook.open(out) as gb:
+            rows = gb.grades()
+        data = class_data(rows, out, out)
+        t1 = time.perf_counter()
+        html = render(data)
+        t2 = time.perf_counter()
+        return t1 - t0, t2 - t1, len(html)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--students", type=int, default=12)
+    parser.add_argument("--sample", type=int, default=6, help="how many students hand in the torch exercise")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--report-students", type=int, default=1000)
+    args = parser.parse_args()
+    print(f"cpu cores: {os.cpu_count()}")
+    base = None
+    for workers in args.workers:
+        jobs, seconds = throughput(args.students, workers, args.sample)
+        rate = jobs / seconds * 60
+        base = base or rate
+        print(f"batch, {workers} worker(s): {jobs} jobs in {seconds:.1f} s = {rate:.1f} jobs/min "
+              f"({rate / base:.2f}x)")
+    gather, render_s, size = report_time(args.report_students)
+    print(f"class report, {args.report_students} students x 3 exercises: gather {gather:.2f} s, "
+          f"render {render_s:.2f} s, {size / 1e6:.1f} MB of HTML")
+
+
+if __name__ == "__main__":
+    main()

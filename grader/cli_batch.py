@@ -1,0 +1,257 @@
+"""Instructor commands: batch, regrade, export, report, export-student (registered in :mod:`grader.cli`)."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from grader.batch import Job, Outcome
+
+BAR = 24
+
+sandbox_option = click.option("--sandbox", metavar="NAME", help="Sandbox backend (default: best available; "
+                              "see `grader sandboxes`).")
+seed_option = click.option("--seed", type=int, help="Seed for python, numpy and torch (default 0).")
+
+
+def _registries() -> Any:
+    from grader import cli  # looked up at call time, so tests can swap in their registries
+
+    return cli._registries()
+
+
+def _settings(**overrides: Any) -> Any:
+    from grader import cli
+
+    return cli._settings(**overrides)
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else \
+        f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class ProgressBar:
+    """A live line on a terminal (done, failed, remaining, ETA); one line per job anywhere else."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream or sys.stderr
+        self.live = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.total = self.done_n = self.failed = self.base = 0
+        self.started = time.monotonic()
+
+    def start(self, total: int, skipped: int, refused: int) -> None:
+        self.total, self.base = total, skipped + refused
+        self.started = time.monotonic()
+        if skipped or refused:
+            self._line(f"{total} jobs: {skipped} already graded (skipped), {refused} refused by policy, "
+                       f"{total - skipped - refused} to grade")
+        self.tick()
+
+    def _status(self) -> str:
+        finished = self.base + self.done_n
+        remaining = self.total - finished
+        elapsed = time.monotonic() - self.started
+        eta = _clock(elapsed / self.done_n * remaining) if self.done_n else "--:--"
+        filled = int(BAR * finished / self.total) if self.total else BAR
+        return (f"[{'#' * filled}{'.' * (BAR - filled)}] {finished}/{self.total} done · {self.failed} failed · "
+                f"{remaining} remaining · ETA {eta} · {_clock(elapsed)} elapsed")
+
+    def _line(self, text: str) -> None:
+        if self.live:
+            width = shutil.get_terminal_size((100, 20)).columns
+            self.stream.write("\r" + " " * (width - 1) + "\r")
+        click.echo(text, file=self.stream)
+
+    def done(self, job: Job, outcome: Outcome) -> None:
+        self.done_n += 1
+        self.failed += outcome.status == "grader_error"
+        what = f"{outcome.score:g}/{outcome.max_score:g} {outcome.status}" if outcome.status != "grader_error" \
+            else f"grader_error: {outcome.error or 'see results.json'} (retried on the next run)"
+        if not self.live or outcome.status == "grader_error":
+            self._line(f"  {job.label}: {what} ({outcome.seconds:.1f} s)")
+        if not self.live:
+            self._line("  " + self._status())
+        self.tick()
+
+    def tick(self) -> None:
+        if self.live:
+            self.stream.write("\r" + self._status()[: shutil.get_terminal_size((100, 20)).columns - 1])
+            self.stream.flush()
+
+    def finish(self) -> None:
+        if self.live:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _executor(name: str, address: str | None, registries: Any, settings: Any, workers: int) -> Any:
+    from grader.batch import LocalExecutor
+    from grader.errors import GraderError
+
+    if name == "ray":
+        from grader.ray_executor import RayExecutor
+
+        if not address:
+            raise GraderError("--executor ray needs --address HOST:PORT (the head's address from `ray start --head`)")
+        return RayExecutor(address, settings)
+    return LocalExecutor(registries, settings, workers)
+
+
+executor_options = [
+    click.option("--workers", "-j", type=click.IntRange(1), default=1, show_default=True,
+                 help="Jobs graded at once on this machine (each in its own sandboxed worker)."),
+    click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                 help="local: a pool on this machine; ray: one Ray task per job on the cluster at --address."),
+    click.option("--address", metavar="HOST:PORT", help="Ray head address (with --executor ray)."),
+]
+
+
+def _with(options: list[Any]) -> Any:
+    def apply(fn: Any) -> Any:
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+    return apply
+
+
+@click.command("batch", short_help="Grade a class roster in parallel, resumably.")
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True,
+              help="Output folder: OUT/<student>/<exercise>/{results.json,report.html} and OUT/gradebook.sqlite.")
+@click.option("--exercise", "exercises", multiple=True, metavar="ID", help="Only this exercise (repeatable).")
+@_with(executor_options)
+@sandbox_option
+@seed_option
+@click.option("--policies", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Class file (TOML) with [deadlines], [late_penalty], [rate_limit]; see docs/instructors.md.")
+def batch_cmd(source: Path, out: Path, exercises: tuple[str, ...], workers: int, executor: str,
+              address: str | None, sandbox: str | None, seed: int | None, policies: Path | None) -> None:
+    """Grade a whole class: every SOURCE/<student>/<exercise-id>/ in parallel.
+
+    \b
+    SOURCE is a roster folder or an LMS-style zip of one:
+      roster/alice/self-attention/solution.py     a folder, as `grader grade` takes
+      roster/bob/self-attention.py                 a single file (.py, .zip or .ipynb)
+    Examples:
+      grader batch roster/ --out results/ --workers 4
+      grader batch class-export.zip --out results/ --exercise self-attention
+      grader batch roster/ --out results/ --executor ray --address 127.0.0.1:6379
+
+    Rerunning resumes: work already in OUT/gradebook.sqlite (same submission, same exercise version)
+    is skipped; grader_error results are retried.  Exit code 0 when every job was graded, 3 when some
+    hit a grader error (rerun to retry them), 2 for usage errors.
+    """
+    from grader.batch_run import run_batch
+
+    settings = _settings(sandbox=sandbox, seed=seed)
+    registries = _registries()
+    out = out.resolve()
+    summary = run_batch(registries, source.resolve(), out, settings, exercises=exercises,
+                        executor=_executor(executor, address, registries, settings, workers),
+                        policies_file=policies, progress=ProgressBar())
+    for note in summary.notes + summary.refused:
+        click.echo(f"note: {note}")
+    click.echo(f"{summary.total} jobs: {summary.graded} graded, {summary.skipped} already graded, "
+               f"{summary.failed} grader errors, {len(summary.refused)} refused. Gradebook: {out / 'gradebook.sqlite'}")
+    if summary.failed:
+        click.echo(f"Rerun the same command to retry the {summary.failed} job(s) that hit a grader error.")
+    click.echo(f"Next: grader report {out} --out {out / 'class.html'}  ·  grader export {out} --format csv")
+    sys.exit(3 if summary.failed else 0)
+
+
+@click.command("regrade", short_help="Regrade with current checks: diff, then --publish.")
+@click.argument("out_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--exercise", metavar="ID", help="Only this exercise.")
+@click.option("--publish", is_flag=True, help="Accept the new scores (without it nothing published changes).")
+@click.option("--all", "show_all", is_flag=True, help="List unchanged students too.")
+@_with(executor_options)
+@sandbox_option
+@seed_option
+def regrade_cmd(out_dir: Path, exercise: str | None, publish: bool, show_all: bool, workers: int, executor: str,
+                address: str | None, sandbox: str | None, seed: int | None) -> None:
+    """Regrade DIR's published grades with the current checks and show what would change.
+
+    \b
+    grader regrade results/                      grade aside, print the per-student diff
+    grader regrade results/ --publish            accept it (reuses the grading just done)
+    Exit code 0 when every job was regraded, 3 when some hit a grader error (their old grade stands).
+    """
+    from grader.regrade import regrade
+
+    settings = _settings(sandbox=sandbox, seed=seed)
+    registries = _registries()
+    out_dir = out_dir.resolve()
+    report = regrade(registries, out_dir, settings, exercise=exercise, publish=publish,
+                     executor=_executor(executor, address, registries, settings, workers), progress=ProgressBar())
+    for note in report.notes:
+        click.echo(f"note: {note}")
+    changed = [c for c in report.changes if c.changed]
+    failed = [c for c in report.changes if c.new_score is None]
+    for c in report.changes if show_all else changed + failed:
+        new = "grader_error (old grade kept)" if c.new_score is None else f"{c.new_score:g} {c.new_status}"
+        delta = "" if c.new_score is None else f"  ({c.new_score - c.old_score:+g})"
+        click.echo(f"  {c.student:<20} {c.exercise:<22} {c.old_score:g} {c.old_status} -> {new}{delta}")
+    click.echo(f"{len(report.changes)} grades regraded: {len(changed)} would change, {len(failed)} failed.")
+    if publish:
+        click.echo(f"Published {report.published} regraded result(s) into {out_dir}.")
+    elif changed:
+        click.echo(f"Nothing was published. To accept: grader regrade {out_dir}"
+                   f"{' --exercise ' + exercise if exercise else ''} --publish")
+    sys.exit(3 if failed else 0)
+
+
+@click.command("export", short_help="Export published grades: gradescope, csv (LMS) or junit.")
+@click.argument("out_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["gradescope", "csv", "junit"]), required=True,
+              help="gradescope: results.json per submission; csv: one row per student, one column per "
+                   "exercise (LMS import); junit: XML for CI systems.")
+@click.option("--to", "dest", type=click.Path(path_type=Path),
+              help="Where to write (default DIR/exports/gradescope/, DIR/exports/grades.csv, DIR/exports/junit.xml).")
+def export_cmd(out_dir: Path, fmt: str, dest: Path | None) -> None:
+    """Export DIR's published grades for an LMS or a CI system."""
+    from grader.exports import export
+
+    path = export(out_dir, fmt, dest)
+    click.echo(f"Wrote {path}")
+
+
+@click.command("report", short_help="Write the static HTML class report.")
+@click.argument("out_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", "dest", type=click.Path(path_type=Path), help="The HTML file (default DIR/class.html).")
+def report_cmd(out_dir: Path, dest: Path | None) -> None:
+    """Write a static class report: score histogram, pass rates, slowest checks, students by score."""
+    from grader.class_report import write_class_report
+
+    path = write_class_report(out_dir, dest or out_dir / "class.html")
+    click.echo(f"Class report: {path.resolve()}")
+
+
+@click.command("export-student", short_help="Build the student pack (stubs, public checks, no reference).")
+@click.argument("dest", metavar="OUT", type=click.Path(path_type=Path))
+@click.option("--exercise", "exercises", multiple=True, metavar="ID", help="Only this exercise (repeatable).")
+@click.option("--answers/--no-answers", default=True, show_default=True,
+              help="Record the reference's answers to the public checks so they run in the pack.")
+@sandbox_option
+def export_student_cmd(dest: Path, exercises: tuple[str, ...], answers: bool, sandbox: str | None) -> None:
+    """Build the student pack in OUT: stubs, public checks and what `grader check` needs.
+
+    \b
+    The pack holds no reference code and no hidden check; it is verified before this command ends.
+    Students use it with:   GRADER_EXERCISES=OUT grader check EXERCISE
+    """
+    from grader.student_pack import build_pack
+
+    pack = build_pack(_registries(), dest, list(exercises), _settings(sandbox=sandbox), answers_on=answers)
+    for line in pack.lines():
+        click.echo(line)
+
+
+COMMANDS = [batch_cmd, regrade_cmd, export_cmd, report_cmd, export_student_cmd]

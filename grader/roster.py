@@ -1,0 +1,167 @@
+"""Finding what a class handed in: ``ROSTER/<student>/<exercise-id>/`` or an LMS-style zip of that.
+
+A submission is whatever ``grader grade`` takes (a folder with solution.py, a .py file, a .zip) or a
+notebook (``<exercise-id>.ipynb``).  Each gets a content hash, so a rerun can tell a resubmission from
+work it already graded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+
+from grader.errors import GraderError
+from grader.submission import SKIP_DIRS
+
+#: limits for a whole class archive (a single submission has its own, smaller ones)
+MAX_ARCHIVE_ENTRIES = 50_000
+MAX_ARCHIVE_FILE_BYTES = 50 * 1024 * 1024
+MAX_ARCHIVE_TOTAL_BYTES = 4 * 1024**3
+MAX_RATIO = 200
+SUFFIXES = (".py", ".zip", ".ipynb")
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One student's work for one exercise, found in a roster."""
+
+    student: str
+    exercise_id: str
+    path: Path
+    digest: str
+    submitted_at: str  # ISO 8601, UTC: the newest modification time among its files
+
+
+def safe_name(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name).strip(".") or "student"
+
+
+def content_hash(path: Path) -> str:
+    """sha256 over (relative name, bytes) of every file a grader would stage; stable across copies."""
+    h = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(
+        p for p in path.rglob("*") if p.is_file() and not (set(p.relative_to(path).parts) & SKIP_DIRS))
+    for file in files:
+        rel = file.name if file == path else file.relative_to(path).as_posix()
+        h.update(rel.encode() + b"\0")
+        h.update(hashlib.sha256(file.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def _mtime(path: Path) -> str:
+    stamps = [path.stat().st_mtime] if path.is_file() else [p.stat().st_mtime for p in path.rglob("*") if p.is_file()]
+    return datetime.fromtimestamp(max(stamps, default=0.0), UTC).isoformat(timespec="seconds")
+
+
+def _exercise_of(entry: Path, known: set[str]) -> str | None:
+    if entry.is_dir() and entry.name in known:
+        return entry.name
+    if entry.is_file() and entry.suffix in SUFFIXES and entry.stem in known:
+        return entry.stem
+    return None
+
+
+def discover(roster: Path, known: set[str], only: set[str] | None = None) -> tuple[list[Submission], list[str]]:
+    """Every submission under ``roster``, and a note for each entry that is not one.
+
+    :param known: the registered exercise ids (anything else is reported, not graded)
+    :param only: restrict to these exercise ids
+    """
+    if not roster.is_dir():
+        raise GraderError(f"{roster} is not a folder (expected ROSTER/<student>/<exercise-id>/ or a .zip of it)")
+    found: list[Submission] = []
+    notes: list[str] = []
+    for student_dir in sorted(p for p in roster.iterdir() if not p.name.startswith((".", "__"))):
+        if not student_dir.is_dir() or student_dir.is_symlink():
+            notes.append(f"{student_dir.name}: not a student folder, ignored")
+            continue
+        student = safe_name(student_dir.name)
+        for entry in sorted(student_dir.iterdir()):
+            if entry.name.startswith(".") or entry.is_symlink():
+                continue
+            exercise = _exercise_of(entry, known)
+            if exercise is None:
+                notes.append(f"{student_dir.name}/{entry.name}: not a known exercise id, ignored")
+                continue
+            if only and exercise not in only:
+                continue
+            found.append(Submission(student, exercise, entry, content_hash(entry), _mtime(entry)))
+    if not found:
+        raise GraderError(f"no submissions found in {roster}: expected ROSTER/<student>/<exercise-id>/ "
+                          f"(known exercises: {', '.join(sorted(known)) or 'none'})")
+    return found, notes
+
+
+def _check_member(archive: str, info: zipfile.ZipInfo) -> None:
+    name = info.filename
+    parts = PurePosixPath(name).parts
+    if name.startswith(("/", "\\")) or ".." in parts or ":" in name or "\\" in name:
+        raise GraderError(f"{archive} contains the unsafe path {name!r}; refusing to extract it")
+    if stat.S_ISLNK(info.external_attr >> 16):
+        raise GraderError(f"{archive} contains a symbolic link ({name}); refusing to extract it")
+    if info.file_size > MAX_ARCHIVE_FILE_BYTES or (
+            info.compress_size and info.file_size / info.compress_size > MAX_RATIO):
+        raise GraderError(f"{name} in {archive} is too large once unpacked (a zip bomb?)")
+
+
+def extract_class_archive(archive: Path, dest_root: Path) -> Path:
+    """Unpack an LMS export into ``dest_root/.roster`` safely and return that folder.
+
+    Refused: absolute or ``..`` paths (zip-slip), links, too many entries, oversized members or
+    totals (counted while reading, never trusted from headers), suspicious compression ratios.
+    The archive is unpacked next to its final place and renamed in, so a kill leaves no half roster.
+    """
+    try:
+        zf = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise GraderError(f"{archive} is not a readable zip archive ({exc})") from None
+    dest_root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".roster-", dir=dest_root))
+    try:
+        with zf:
+            members = zf.infolist()
+            if len(members) > MAX_ARCHIVE_ENTRIES:
+                raise GraderError(f"{archive} holds {len(members)} entries; at most {MAX_ARCHIVE_ENTRIES}")
+            total = 0
+            for info in members:
+                _check_member(archive.name, info)
+                if info.is_dir():
+                    continue
+                target = tmp.joinpath(*PurePosixPath(info.filename).parts)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(info) as src, target.open("wb") as out:
+                    while chunk := src.read(1 << 16):
+                        total += len(chunk)
+                        if total > MAX_ARCHIVE_TOTAL_BYTES:
+                            raise GraderError(f"{archive} unpacks to more than {MAX_ARCHIVE_TOTAL_BYTES >> 30} GB")
+                        out.write(chunk)
+                stamp = datetime(*info.date_time).timestamp()  # keep the LMS's times: late penalties use them
+                os.utime(target, (stamp, stamp))
+        final = dest_root / ".roster"
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def roster_root(folder: Path, known: set[str]) -> Path:
+    """The folder whose children are students: exports often wrap them in one or two top folders."""
+    for _ in range(3):
+        if any(_exercise_of(entry, known) for student in folder.iterdir() if student.is_dir()
+               for entry in student.iterdir()):
+            return folder
+        entries = [p for p in folder.iterdir() if p.name not in SKIP_DIRS and p.name != "__MACOSX"]
+        if len(entries) != 1 or not entries[0].is_dir():
+            break
+        folder = entries[0]
+    return folder
