@@ -11,13 +11,15 @@ from __future__ import annotations
 import importlib.util
 import json
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from types import ModuleType
+from types import MappingProxyType, ModuleType
 from typing import Any
 
 import pytest
 
 from grader import testing
+from grader.assets import AssetPaths
 from grader.models import Status, Visibility
 from grader.remote import (
     SandboxStartError,
@@ -216,6 +218,18 @@ class GraderPlugin:
     def profile(self) -> str:
         """The target profile this job is graded under: ``cpu`` or ``gpu`` (stricter targets)."""
         return str(self.cfg.get("profile", "cpu"))
+
+    @pytest.fixture(scope="session")
+    def assets(self) -> AssetPaths:
+        """The exercise's course assets: name -> prepared folder (read-only, also inside the sandbox)."""
+        if self.cfg.get("refused"):  # e.g. an asset is not prepared: say so, not "asset not declared"
+            raise RefusedJob(self.cfg["load_problem"])
+        return AssetPaths({name: Path(path) for name, path in (self.cfg.get("assets") or {}).items()})
+
+    @pytest.fixture(scope="session")
+    def targets(self) -> Mapping[str, Any]:
+        """The targets of the active profile (``[profiles.<profile>]`` in exercise.toml), read-only."""
+        return MappingProxyType(dict(self.cfg.get("targets") or {}))
 
     @pytest.fixture(scope="session")
     def seed(self) -> int:

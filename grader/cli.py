@@ -234,5 +234,17 @@ def demo(out: Path, sandbox: str | None) -> None:
     sys.exit(3 if result.status.value == "grader_error" else 0)
 
 
+# instructor commands (batch, regrade, export, report, export-student) live in their own module
+from grader.cli_batch import COMMANDS as _BATCH_COMMANDS  # noqa: E402
+
+for _command in _BATCH_COMMANDS:
+    main.add_command(_command)
+
+# `grader assets ...`: named course assets (list, prepare, where, verify)
+from grader.cli_assets import assets as _assets_group  # noqa: E402
+
+main.add_command(_assets_group)
+
+
 if __name__ == "__main__":
     main()

@@ -39,6 +39,7 @@ class Settings:
                 values.update(tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("grader", {}))
             except tomllib.TOMLDecodeError as exc:
                 raise GraderError(f"{pyproject}: {exc}") from None
+            values.pop("assets", None)  # [tool.grader.assets]: the course's asset map, read by grader.assets
         for f in fields(cls):
             env = os.environ.get(f"GRADER_{f.name.upper()}")
             if env is not None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from grader import __version__
+from grader.assets import resolve as resolve_assets
 from grader.config import Settings
 from grader.errors import SandboxUnavailable
 from grader.gpus import detect_gpus
@@ -160,6 +161,8 @@ def grade(
     started = time.perf_counter()
     sandbox = choose_sandbox(registries, settings.sandbox)
     placement = place(exercise, settings, sandbox)
+    assets = resolve_assets(registries.assets, exercise.assets)  # prepared folders, never built here
+    refusal = placement.refusal or assets.problem
     jobs_root = settings.work_dir or Path(tempfile.gettempdir()) / "grader-jobs"
     jobs_root.mkdir(parents=True, exist_ok=True)
     os.chmod(jobs_root, 0o711)
@@ -180,8 +183,8 @@ def grade(
             "run_hidden": not public_only,
             "reference_dir": str(exercise.reference_dir) if exercise.reference_dir else None,
             "submission_dir": str(staged.path),
-            "load_problem": staged.problem or placement.refusal,
-            "refused": bool(placement.refusal),
+            "load_problem": refusal or staged.problem,
+            "refused": bool(refusal),
             "device": placement.device,
             "profile": placement.profile,
             "results_path": str(job / "results.jsonl"),
@@ -194,6 +197,9 @@ def grade(
                                     cpu_seconds=int(exercise.submission_timeout_s) + 30)),
             "secret_paths": _secret_paths(registries, out_dir),
             "select": settings.select,
+            "assets": assets.paths,
+            "readonly_paths": sorted(assets.paths.values()),
+            "targets": exercise.targets(placement.profile),
         }
         cfg_path = job / "runner.json"
         cfg_path.write_text(json.dumps(cfg), encoding="utf-8")
@@ -221,7 +227,8 @@ def grade(
         submission=staged.name,
         mode="check" if public_only else "grade",
         checks=tuple(checks),
-        provenance={**_provenance(exercise, placement, settings.seed, isolation), "job_id": job_id},
+        provenance={**_provenance(exercise, placement, settings.seed, isolation), "job_id": job_id,
+                    "assets": assets.provenance},
         execution_time_s=elapsed,
         phases=phases,
         not_run=int(not_run.get("count", 0)),

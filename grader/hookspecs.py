@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from grader.assets import AssetConfig, AssetRegistry
     from grader.models import GradeResult
+    from grader.policies import PolicyRegistry
     from grader.registry import ExerciseRegistry, ReporterRegistry, SandboxRegistry
 
 hookspec = pluggy.HookspecMarker("grader")
@@ -49,8 +51,33 @@ def grader_register_reporters(registry: ReporterRegistry) -> None:
 
 
 @hookspec
+def grader_register_assets(registry: AssetRegistry, config: AssetConfig) -> None:
+    """Add named course assets (models, corpora, word lists) with ``registry.add(Asset(...))``.
+
+    Called once per plugin manager, when the registries are collected.  ``config`` holds the cache
+    folder and the course's map of asset names to hub ids (``[tool.grader.assets]`` in
+    ./pyproject.toml, ``GRADER_ASSET_<NAME>`` variables), for online providers.  Every
+    implementation is called; one name may be registered by several providers (``offline``,
+    ``online`` ...), the lowest ``priority`` is used, and a duplicate (name, provider) is an error.
+    Exercises name assets in their exercise.toml; see :mod:`grader.assets` and docs/assets.md.
+    """
+
+
+@hookspec
 def grader_graded(result: GradeResult) -> None:
     """Called after a submission was graded and its reports were written.
 
     For notifications and logging; the result is frozen and return values are ignored.
+    """
+
+
+@hookspec
+def grader_register_policies(registry: PolicyRegistry) -> None:
+    """Add course policies (late penalty, rate limits...) with ``registry.add(policy)``.
+
+    Called once when ``grader batch`` or ``grader regrade`` starts.  A policy has a ``name`` (its
+    table in the class file given with ``--policies``) and two methods, see :mod:`grader.policies`:
+    ``admit(job, options) -> str`` returns ``""`` or why the job is not graded, and
+    ``adjust(job, score, max_score, options) -> (score, note)`` returns the score that is published.
+    Only policies whose table is present in the class file take part; every one does, in plugin order.
     """

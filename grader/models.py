@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,10 @@ class Exercise:
     submission_timeout_s: float = 600.0
     memory_mb: int = 3072
     source: str = "builtin"
+    #: named course assets the checks use (see grader.assets), mounted read-only in the sandbox
+    assets: tuple[str, ...] = ()
+    #: targets per profile, from ``[profiles.cpu]`` / ``[profiles.gpu]`` in exercise.toml
+    profiles: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False, compare=False)
 
     @property
     def public_checks(self) -> Path:
@@ -88,7 +93,12 @@ class Exercise:
             "roadmap": self.roadmap,
             "source": self.source,
             "summary": self.summary,
+            "assets": list(self.assets),
         }
+
+    def targets(self, profile: str) -> dict[str, Any]:
+        """The targets of ``profile``; the ``cpu`` ones when the exercise declares no such profile."""
+        return dict(self.profiles.get(profile) or self.profiles.get("cpu") or {})
 
 
 @dataclass(frozen=True)

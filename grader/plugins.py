@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import pluggy
 
 from grader import hookspecs
+from grader.assets import AssetRegistry
 from grader.errors import PluginError
 from grader.registry import ExerciseRegistry, ReporterRegistry, SandboxRegistry
 
@@ -20,6 +21,11 @@ DEFAULT_PLUGINS = (
     "grader.builtin.sandbox_docker",
     "grader.builtin.report_json",
     "grader.builtin.report_html",
+    "grader.builtin.assets_offline",
+    "grader.builtin.assets_online",
+    "grader.builtin.policy_late",
+    "grader.builtin.policy_rate_limit",
+    "grader.builtin.exercises_path",
 )
 
 
@@ -56,6 +62,7 @@ class Registries:
     exercises: ExerciseRegistry = field(default_factory=ExerciseRegistry)
     sandboxes: SandboxRegistry = field(default_factory=SandboxRegistry)
     reporters: ReporterRegistry = field(default_factory=ReporterRegistry)
+    assets: AssetRegistry = field(default_factory=AssetRegistry)
 
     @classmethod
     def collect(cls, pm: pluggy.PluginManager) -> Registries:
@@ -65,4 +72,5 @@ class Registries:
             impl.function(registry=reg.exercises)
         pm.hook.grader_register_sandboxes(registry=reg.sandboxes)
         pm.hook.grader_register_reporters(registry=reg.reporters)
+        pm.hook.grader_register_assets(registry=reg.assets, config=reg.assets.config)
         return reg

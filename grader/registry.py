@@ -94,6 +94,7 @@ def load_exercise(folder: Path, reference: Path | None, source: str) -> Exercise
         if not (folder / sub).is_dir():
             raise PluginError(f"{folder}: an exercise needs a {sub}/ folder")
     limits = meta.get("limits", {})
+    assets, profiles = _assets_and_profiles(meta, meta_path)
     return Exercise(
         id=ex_id,
         title=str(meta["title"]),
@@ -111,4 +112,24 @@ def load_exercise(folder: Path, reference: Path | None, source: str) -> Exercise
         submission_timeout_s=float(limits.get("submission_timeout_s", 600)),
         memory_mb=int(limits.get("memory_mb", 3072)),
         source=source,
+        assets=assets,
+        profiles=profiles,
     )
+
+
+def _assets_and_profiles(meta: dict[str, Any], meta_path: Path) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """``assets = [...]`` (names, never paths) and the ``[profiles.cpu]`` / ``[profiles.gpu]`` targets."""
+    assets = meta.get("assets", [])
+    if not isinstance(assets, list) or not all(isinstance(a, str) and _ID.match(a) for a in assets):
+        raise PluginError(f'{meta_path}: assets must be a list of asset names such as "encoder-small"')
+    profiles = meta.get("profiles", {})
+    if not isinstance(profiles, dict) or not set(profiles) <= {"cpu", "gpu"} or not all(
+        isinstance(v, dict) for v in profiles.values()
+    ):
+        raise PluginError(f"{meta_path}: [profiles.cpu] and [profiles.gpu] are the only profile tables")
+    if profiles and "cpu" not in profiles:
+        raise PluginError(f"{meta_path}: declare [profiles.cpu] targets too (the default profile)")
+    if profiles and meta.get("device", "cpu") != "cpu" and "gpu" not in profiles:
+        raise PluginError(f"{meta_path}: a {meta.get('device')} exercise is graded with the gpu profile on a GPU: "
+                          "declare [profiles.gpu] targets too")
+    return tuple(assets), profiles

