@@ -26,7 +26,13 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["polyline"] = polyline
+    env.filters["sig"] = significant
     return env
+
+
+def significant(value: Any, digits: int = 4) -> Any:
+    """Floats to a few significant digits for tables; anything else unchanged."""
+    return f"{value:.{digits}g}" if isinstance(value, float) else value
 
 
 def polyline(values: list[Any], width: int = 320, height: int = 90) -> str:
