@@ -171,36 +171,10 @@ def grade(
     os.chmod(job, 0o711)
     try:
         staged = stage(Path(source), job / "submission")
-        deadline = time.time() + exercise.submission_timeout_s
-        cfg = {
-            "job_id": job_id,
-            "job_dir": str(job),
-            "exercise_id": exercise.id,
-            "exercise_dir": str(exercise.checks_dir.parent),
-            "checks_dir": str(exercise.checks_dir),
-            "hidden_dir": str(exercise.hidden_checks),
-            "paths": [str(p) for p in (exercise.public_checks, exercise.hidden_checks) if p.is_dir()],
-            "run_hidden": not public_only,
-            "reference_dir": str(exercise.reference_dir) if exercise.reference_dir else None,
-            "submission_dir": str(staged.path),
-            "load_problem": refusal or staged.problem,
-            "refused": bool(refusal),
-            "device": placement.device,
-            "profile": placement.profile,
-            "results_path": str(job / "results.jsonl"),
-            "sandbox": sandbox.name,
-            "seed": settings.seed,
-            "deadline_epoch": deadline,
-            "check_timeout_s": exercise.check_timeout_s,
-            "import_timeout_s": exercise.import_timeout_s,
-            "limits": asdict(Limits(memory_mb=exercise.memory_mb, threads=settings.threads,
-                                    cpu_seconds=int(exercise.submission_timeout_s) + 30)),
-            "secret_paths": _secret_paths(registries, out_dir),
-            "select": settings.select,
-            "assets": assets.paths,
-            "readonly_paths": sorted(assets.paths.values()),
-            "targets": exercise.targets(placement.profile),
-        }
+        cfg = _runner_config(exercise, settings, registries, sandbox.name, placement, assets, staged.path, job,
+                             job_id, public_only, out_dir)
+        cfg["load_problem"] = refusal or staged.problem
+        cfg["refused"] = bool(refusal)
         cfg_path = job / "runner.json"
         cfg_path.write_text(json.dumps(cfg), encoding="utf-8")
         os.chmod(cfg_path, 0o600)
@@ -218,9 +192,6 @@ def grade(
         if missing > 0:
             not_run = {"count": -1, "points": missing}
     elapsed = time.perf_counter() - started
-    phases = {k: round(float(v), 4) for k, v in (session.get("phases") or {}).items()}
-    phases["checks_s"] = round(max(sum(c.duration_s for c in checks) - phases.get("worker_startup_s", 0.0), 0.0), 4)
-    phases["total_s"] = round(elapsed, 4)
     isolation = session.get("isolation") or {"backend": sandbox.name, "notes": "no worker was started"}
     return GradeResult(
         exercise=exercise,
@@ -230,12 +201,52 @@ def grade(
         provenance={**_provenance(exercise, placement, settings.seed, isolation), "job_id": job_id,
                     "assets": assets.provenance},
         execution_time_s=elapsed,
-        phases=phases,
+        phases=_phases(session, checks, elapsed),
         not_run=int(not_run.get("count", 0)),
         not_run_points=float(not_run.get("points", 0.0)),
         stderr_tail=str(session.get("output", "")),
         note=staged.problem,
     )
+
+
+def _runner_config(exercise: Exercise, settings: Settings, registries: Registries, sandbox: str,
+                   placement: Placement, assets: Any, submission: Path, job: Path, job_id: str,
+                   public_only: bool, out_dir: Path | None) -> dict[str, Any]:
+    """Everything the trusted runner needs for one job (written as runner.json, readable by root only)."""
+    return {
+        "job_id": job_id,
+        "job_dir": str(job),
+        "exercise_id": exercise.id,
+        "exercise_dir": str(exercise.checks_dir.parent),
+        "checks_dir": str(exercise.checks_dir),
+        "hidden_dir": str(exercise.hidden_checks),
+        "paths": [str(p) for p in (exercise.public_checks, exercise.hidden_checks) if p.is_dir()],
+        "run_hidden": not public_only,
+        "reference_dir": str(exercise.reference_dir) if exercise.reference_dir else None,
+        "submission_dir": str(submission),
+        "device": placement.device,
+        "profile": placement.profile,
+        "results_path": str(job / "results.jsonl"),
+        "sandbox": sandbox,
+        "seed": settings.seed,
+        "deadline_epoch": time.time() + exercise.submission_timeout_s,
+        "check_timeout_s": exercise.check_timeout_s,
+        "import_timeout_s": exercise.import_timeout_s,
+        "limits": asdict(Limits(memory_mb=exercise.memory_mb, threads=settings.threads,
+                                cpu_seconds=int(exercise.submission_timeout_s) + 30)),
+        "secret_paths": _secret_paths(registries, out_dir),
+        "select": settings.select,
+        "assets": assets.paths,
+        "readonly_paths": sorted(assets.paths.values()),
+        "targets": exercise.targets(placement.profile),
+    }
+
+
+def _phases(session: dict[str, Any], checks: list[CheckResult], elapsed: float) -> dict[str, float]:
+    phases = {k: round(float(v), 4) for k, v in (session.get("phases") or {}).items()}
+    phases["checks_s"] = round(max(sum(c.duration_s for c in checks) - phases.get("worker_startup_s", 0.0), 0.0), 4)
+    phases["total_s"] = round(elapsed, 4)
+    return phases
 
 
 def _complete(checks: list[CheckResult], exercise: Exercise, code: int | None, log: str, public_only: bool,
@@ -244,7 +255,7 @@ def _complete(checks: list[CheckResult], exercise: Exercise, code: int | None, l
     problem = ""
     if code is None:
         problem = "the check runner exceeded its hard time limit and was killed"
-    elif code not in (0,):
+    elif code != 0:
         problem = f"the check runner failed (exit code {code})"
     expected = exercise.points - (float(not_run.get("points", 0.0)) if public_only else 0.0)
     got = sum(c.max_score for c in checks)
