@@ -10,13 +10,12 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import stat
 import tempfile
-import zipfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
+from grader.archives import ArchiveError, ArchiveLimits, safe_extract
 from grader.errors import GraderError
 from grader.submission import SKIP_DIRS
 
@@ -99,18 +98,6 @@ def discover(roster: Path, known: set[str], only: set[str] | None = None) -> tup
     return found, notes
 
 
-def _check_member(archive: str, info: zipfile.ZipInfo) -> None:
-    name = info.filename
-    parts = PurePosixPath(name).parts
-    if name.startswith(("/", "\\")) or ".." in parts or ":" in name or "\\" in name:
-        raise GraderError(f"{archive} contains the unsafe path {name!r}; refusing to extract it")
-    if stat.S_ISLNK(info.external_attr >> 16):
-        raise GraderError(f"{archive} contains a symbolic link ({name}); refusing to extract it")
-    if info.file_size > MAX_ARCHIVE_FILE_BYTES or (
-            info.compress_size and info.file_size / info.compress_size > MAX_RATIO):
-        raise GraderError(f"{name} in {archive} is too large once unpacked (a zip bomb?)")
-
-
 def extract_class_archive(archive: Path, dest_root: Path) -> Path:
     """Unpack an LMS export into ``dest_root/.roster`` safely and return that folder.
 
@@ -118,32 +105,14 @@ def extract_class_archive(archive: Path, dest_root: Path) -> Path:
     totals (counted while reading, never trusted from headers), suspicious compression ratios.
     The archive is unpacked next to its final place and renamed in, so a kill leaves no half roster.
     """
-    try:
-        zf = zipfile.ZipFile(archive)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise GraderError(f"{archive} is not a readable zip archive ({exc})") from None
     dest_root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".roster-", dir=dest_root))
+    limits = ArchiveLimits(MAX_ARCHIVE_ENTRIES, MAX_ARCHIVE_FILE_BYTES, MAX_ARCHIVE_TOTAL_BYTES, MAX_RATIO)
     try:
-        with zf:
-            members = zf.infolist()
-            if len(members) > MAX_ARCHIVE_ENTRIES:
-                raise GraderError(f"{archive} holds {len(members)} entries; at most {MAX_ARCHIVE_ENTRIES}")
-            total = 0
-            for info in members:
-                _check_member(archive.name, info)
-                if info.is_dir():
-                    continue
-                target = tmp.joinpath(*PurePosixPath(info.filename).parts)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(info) as src, target.open("wb") as out:
-                    while chunk := src.read(1 << 16):
-                        total += len(chunk)
-                        if total > MAX_ARCHIVE_TOTAL_BYTES:
-                            raise GraderError(f"{archive} unpacks to more than {MAX_ARCHIVE_TOTAL_BYTES >> 30} GB")
-                        out.write(chunk)
-                stamp = datetime(*info.date_time).timestamp()  # keep the LMS's times: late penalties use them
-                os.utime(target, (stamp, stamp))
+        try:  # keep the LMS's times: late penalties use them
+            safe_extract(archive, tmp, limits, keep_times=True)
+        except ArchiveError as exc:
+            raise GraderError(str(exc)) from None
         final = dest_root / ".roster"
         if final.exists():
             shutil.rmtree(final)

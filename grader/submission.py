@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import stat
-import zipfile
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
+
+from grader.archives import ArchiveError, ArchiveLimits, safe_extract
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_TOTAL_BYTES = 20 * 1024 * 1024
@@ -39,39 +39,11 @@ def _utf8_problem(rel: str, data: bytes) -> str:
 
 
 def _unzip(archive: Path, dest: Path) -> str:
-    """Extract ``archive`` into ``dest`` safely; return a problem or "".
-
-    Refused: absolute or ``..`` paths (zip-slip), links, more than MAX_FILES entries, files or totals
-    over the size limits (checked while reading, not trusted from the header), suspicious ratios.
-    """
+    """Extract ``archive`` into ``dest`` within the submission limits; return a problem or ""."""
     try:
-        zf = zipfile.ZipFile(archive)
-    except (zipfile.BadZipFile, OSError) as exc:
-        return f"{archive.name} is not a readable zip archive ({exc})"
-    with zf:
-        members = zf.infolist()
-        if len(members) > MAX_FILES:
-            return f"{archive.name} holds {len(members)} entries; at most {MAX_FILES} are accepted"
-        total = 0
-        for info in members:
-            name = info.filename
-            parts = PurePosixPath(name).parts
-            if name.startswith(("/", "\\")) or ".." in parts or ":" in name or "\\" in name:
-                return f"{archive.name} contains the unsafe path {name!r}; archives must hold relative paths only"
-            if stat.S_ISLNK(info.external_attr >> 16):
-                return f"{archive.name} contains a symbolic link ({name}); submit regular files only"
-            if info.is_dir():
-                continue
-            if info.file_size > MAX_FILE_BYTES or (info.compress_size and info.file_size / info.compress_size > 200):
-                return f"{name} in {archive.name} is too large once unpacked"
-            target = dest.joinpath(*parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src, target.open("wb") as out:
-                while chunk := src.read(1 << 16):
-                    total += len(chunk)
-                    if total > MAX_TOTAL_BYTES:
-                        return f"{archive.name} unpacks to more than {MAX_TOTAL_BYTES // 10**6} MB"
-                    out.write(chunk)
+        safe_extract(archive, dest, ArchiveLimits(MAX_FILES, MAX_FILE_BYTES, MAX_TOTAL_BYTES))
+    except ArchiveError as exc:
+        return str(exc)
     return ""
 
 
