@@ -22,8 +22,6 @@ import importlib.util
 import json
 import os
 import re
-import shutil
-import stat
 import time
 import tomllib
 import uuid
@@ -34,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.errors import GraderError, PluginError, UnknownName
+from grader.fs import force_rmtree
 
 ENV_DIR = "GRADER_ASSETS_DIR"
 #: ``GRADER_ASSET_ENCODER_SMALL=hf:distilbert-base-uncased`` maps one asset to a hub id (empty: offline)
@@ -332,7 +331,7 @@ def _partial_dir(root: Path, asset: Asset, fresh: bool) -> Path:
     partial = root / ".partial" / f"{asset.name}--{asset.key}"
     marker = partial / STEPS / "recipe"
     if partial.exists() and (fresh or not marker.is_file() or marker.read_text() != asset.recipe):
-        _rmtree(partial)
+        force_rmtree(partial)
     (partial / STEPS).mkdir(parents=True, exist_ok=True)
     marker.write_text(asset.recipe)
     return partial
@@ -340,7 +339,7 @@ def _partial_dir(root: Path, asset: Asset, fresh: bool) -> Path:
 
 def _finish(asset: Asset, folder: Path, seconds: float, progress: Progress) -> dict[str, Any]:
     """Drop the step markers, checksum every file, write the manifest, make it all read-only."""
-    _rmtree(folder / STEPS)
+    force_rmtree(folder / STEPS)
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST)
     total = sum(p.stat().st_size for p in files) or 1
     hashes: dict[str, str] = {}
@@ -395,18 +394,7 @@ def _discard(folder: Path, root: Path) -> None:
     trash.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(folder, 0o755)
     os.rename(folder, trash)  # out of the way at once; a grader still reading it keeps its files
-    _rmtree(trash)
-
-
-def _rmtree(path: Path) -> None:
-    def fix(func: Any, p: str, _exc: Any) -> None:
-        with contextlib.suppress(OSError):
-            os.chmod(os.path.dirname(p), stat.S_IRWXU)
-            os.chmod(p, stat.S_IRWXU)
-            func(p)
-
-    if path.exists():
-        shutil.rmtree(path, onerror=fix)
+    force_rmtree(trash)
 
 
 # -- grading side ----------------------------------------------------------------------------------

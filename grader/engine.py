@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
 import signal
-import stat
 import subprocess
 import sys
 import tempfile
@@ -23,6 +21,7 @@ from grader import __version__
 from grader.assets import resolve as resolve_assets
 from grader.config import Settings
 from grader.errors import SandboxUnavailable
+from grader.fs import force_rmtree
 from grader.gpus import detect_gpus
 from grader.models import CheckResult, Exercise, GradeResult, Status, Visibility
 from grader.paths import PACKAGE_DIR, data_root
@@ -99,18 +98,6 @@ def _secret_paths(registries: Registries, out_dir: Path | None) -> list[str]:
     return sorted(str(p.resolve()) for p in paths)
 
 
-def _rmtree(path: Path) -> None:
-    def fix(func: Any, p: str, _exc: Any) -> None:
-        try:
-            os.chmod(p, stat.S_IRWXU)
-            os.chmod(os.path.dirname(p), stat.S_IRWXU)
-            func(p)
-        except OSError:
-            pass
-
-    shutil.rmtree(path, onerror=fix)
-
-
 def _run_runner(cfg_path: Path, timeout: float) -> tuple[int | None, str]:
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",
                HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
@@ -184,7 +171,7 @@ def grade(
         cleanup = getattr(sandbox, "cleanup", None)
         if cleanup is not None:  # a runner killed mid-job may leave workers the backend can still find
             cleanup(job_id)
-        _rmtree(job)
+        force_rmtree(job)
     checks = _complete(checks, exercise, code, log, public_only, not_run, settings.select)
     if public_only and not exercise.hidden_checks.is_dir():
         # a student pack ships without hidden/: the declared total still tells what was not run
