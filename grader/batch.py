@@ -25,7 +25,7 @@ from grader import __version__, api, hookimpl
 from grader.config import Settings
 from grader.errors import GraderError
 from grader.gradebook import Gradebook, Run, now
-from grader.models import Exercise
+from grader.models import Exercise, GradeResult
 from grader.plugins import Registries, make_plugin_manager
 
 STAGING = ".staging"
@@ -105,13 +105,17 @@ def move_into_place(staging: Path, final: Path) -> None:
         os.replace(path, final / path.name)
 
 
-def grade_job(registries: Registries, job: Job, settings: Settings, out_root: Path) -> Outcome:
-    """Grade one job into ``out_root/<student>/<exercise>/``; never raises for a broken submission."""
+def grade_job(registries: Registries, job: Job, settings: Settings, out_root: Path, final: Path | None = None,
+              keep: Callable[[GradeResult, Path], object] | None = None) -> Outcome:
+    """Grade one job into ``final`` (default ``out_root/<student>/<exercise>/``); never raises for a broken
+    submission.  ``keep(result, staging)`` may add files of its own before they move into place."""
     started, clock = now(), time.perf_counter()
     staging = out_root / STAGING / uuid.uuid4().hex
     try:
         result = api.grade(registries, job.exercise_id, Path(job.path), settings, out_dir=staging)
-        final = out_root / job.student / job.exercise_id
+        if keep is not None:
+            keep(result, staging)
+        final = final or out_root / job.student / job.exercise_id
         move_into_place(staging, final)
         return Outcome(
             status=result.status.value, score=result.score, max_score=result.max_score,

@@ -240,6 +240,12 @@ from grader.cli_batch import COMMANDS as _BATCH_COMMANDS  # noqa: E402
 for _command in _BATCH_COMMANDS:
     main.add_command(_command)
 
+# the grading server (serve, tokens) and its student client (submit, login, status)
+from grader.cli_server import COMMANDS as _SERVER_COMMANDS  # noqa: E402
+
+for _command in _SERVER_COMMANDS:
+    main.add_command(_command)
+
 # `grader assets ...`: named course assets (list, prepare, where, verify)
 from grader.cli_assets import assets as _assets_group  # noqa: E402
 

@@ -100,7 +100,8 @@ def _secret_paths(registries: Registries, out_dir: Path | None) -> list[str]:
 
 def _run_runner(cfg_path: Path, timeout: float) -> tuple[int | None, str]:
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",
-               HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+               HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
+               GRADER_PARENT_PID=str(os.getpid()))
     proc = subprocess.Popen(
         [sys.executable, "-m", "grader.runner", str(cfg_path)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True,

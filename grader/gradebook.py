@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,7 +24,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
-    kind TEXT NOT NULL,                 -- batch | regrade
+    kind TEXT NOT NULL,                 -- batch | regrade | submit (grader serve)
     state TEXT NOT NULL,                -- published | pending | superseded | discarded | failed
     student TEXT NOT NULL,
     exercise TEXT NOT NULL,
@@ -158,10 +158,12 @@ class Gradebook:
             args.append(checks_hash)
         return self.db.execute(sql + " ORDER BY id DESC LIMIT 1", args).fetchone()
 
-    def record(self, run: Run, publish: bool) -> int:
+    def record(self, run: Run, publish: bool,
+               also: Callable[[sqlite3.Connection, int], None] | None = None) -> int:
         """Insert ``run``; with ``publish`` (and a counted status) make it the student's grade.
 
-        One transaction: either the run and its grade are both recorded, or neither is.
+        One transaction: either the run and its grade are both recorded, or neither is.  ``also(db, run_id)``
+        runs inside that transaction (the server marks its submission done there).
         """
         state = "failed" if not run.counted else "published" if publish else "pending"
         cols = [f for f in Run.__dataclass_fields__]
@@ -173,6 +175,8 @@ class Gradebook:
             run_id = int(cur.lastrowid or 0)
             if state == "published":
                 self._point_grade(db, run.student, run.exercise, run_id)
+            if also is not None:
+                also(db, run_id)
         return run_id
 
     def publish(self, run_ids: list[int], result_dirs: dict[int, str] | None = None) -> None:

@@ -4,7 +4,9 @@ A policy is an object with a ``name`` and two methods, registered through
 :func:`grader.hookspecs.grader_register_policies`:
 
 * ``admit(job, options) -> str``: ``""`` to grade the job, or the reason it is refused;
-* ``adjust(job, score, max_score, options) -> tuple[float, str]``: the score that counts, and a note.
+* ``adjust(job, score, max_score, options) -> tuple[float, str]``: the score that counts, and a note;
+* optionally ``next_allowed(job, options) -> datetime | None``: when a refused job would be admitted
+  (the grading server shows it to the student and sends it as ``Retry-After``).
 
 ``options`` is the policy's own table in the class file (``[late_penalty]``...); a policy whose table is
 absent does nothing.  Raw scores stay in results.json exactly as ``grader grade`` writes them; the
@@ -124,6 +126,13 @@ def admit(policies: Iterable[Any], policy: ClassPolicy, job: JobInfo) -> str:
             if reason:
                 return f"{p.name}: {reason}"
     return ""
+
+
+def next_allowed(policies: Iterable[Any], policy: ClassPolicy, job: JobInfo) -> datetime | None:
+    """The latest time any active policy names for admitting a refused job, if any does."""
+    times = [p.next_allowed(job, policy.options[p.name]) for p in policies
+             if p.name in policy.options and hasattr(p, "next_allowed")]
+    return max((t for t in times if t is not None), default=None)
 
 
 def adjust(policies: Iterable[Any], policy: ClassPolicy, job: JobInfo, score: float,

@@ -70,8 +70,25 @@ def run(cfg: dict[str, Any]) -> int:
     return int(code)
 
 
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel kill this runner when the grader that started it dies (a server killed with SIGKILL):
+    nobody would read its results, and its sandbox dies with it (bwrap --die-with-parent)."""
+    if not parent or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # it died before the request took effect
+        os._exit(70)
+
+
 def main() -> None:
     sys.dont_write_bytecode = True
+    _die_with_parent(int(os.environ.get("GRADER_PARENT_PID", "0") or 0))
     cfg = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))
     code = run(cfg)
     # pytest exit codes 0/1 both mean "checks ran"; anything else is the runner's own failure

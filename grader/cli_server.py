@@ -1,0 +1,164 @@
+"""Instructor commands for the grading server: ``grader serve`` and ``grader tokens`` (see docs/server.md)."""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import io
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from grader.errors import GraderError
+
+db_option = click.option("--db", type=click.Path(path_type=Path), required=True,
+                         help="The gradebook SQLite file (created if missing; `grader batch` uses the same schema).")
+
+
+def _registries() -> Any:
+    from grader import cli
+
+    return cli._registries()
+
+
+@click.command()
+@click.option("--roster", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="CSV with a 'student' column: who may submit.")
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: all).")
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Submissions graded at once (each is a runner process plus a sandbox).")
+@click.option("--sandbox", metavar="NAME", help="Sandbox backend (default: best available; see `grader sandboxes`).")
+@click.option("--class-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="TOML: [deadlines], [late_penalty], [rate_limit], [release], [visibility] (docs/server.md).")
+@click.option("--data", type=click.Path(file_okay=False, path_type=Path),
+              help="Where uploads and results are kept (default: the database's folder).")
+@click.option("--rate-limit", type=click.IntRange(0), metavar="N",
+              help="Submissions per student per exercise per hour (default 10, or the class file's; 0: no limit).")
+@click.option("--max-upload-mb", default=5.0, show_default=True, type=click.FloatRange(0.01))
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+def serve(roster: Path, db: Path, host: str, port: int, workers: int, sandbox: str | None, class_file: Path | None,
+          data: Path | None, rate_limit: int | None, max_upload_mb: float, log_level: str) -> None:
+    """Run the grading server: students `grader submit` to it, it grades and keeps the gradebook.
+
+    \b
+    grader tokens issue roster.csv --db course/gradebook.sqlite --out tokens.csv
+    grader serve --roster roster.csv --db course/gradebook.sqlite --workers 2
+    A submission accepted is graded exactly once, even across a crash: a restarted server
+    takes up the queue where the last one stopped.  API: /docs and /openapi.json.
+    """
+    import uvicorn
+
+    from grader.cli import _settings
+    from grader.engine import choose_sandbox
+    from grader.server.app import create_app
+    from grader.server.service import open_service
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = _settings(sandbox=sandbox)
+    registries = _registries()
+    backend = choose_sandbox(registries, settings.sandbox)
+    db = db.resolve()
+    lock = _lock(db)
+    service = open_service(db, roster, registries, settings, class_file, data, rate_limit, max_upload_mb)
+    without = sorted(service.roster - {r["name"] for r in service.store.tokens() if r["revoked_at"] is None})
+    resumed = service.start_workers(workers)
+    click.echo(f"grader serve: http://{host}:{port}  ({len(service.roster)} students, {workers} worker(s), "
+               f"sandbox {backend.name}, data in {service.data})")
+    counts = service.store.counts()
+    click.echo(f"queue: {counts['queued']} waiting ({resumed} resumed after an interrupted run), "
+               f"{counts['done']} graded")
+    if without:
+        click.echo(f"warning: {len(without)} student(s) on the roster have no token (e.g. {without[0]}); "
+                   f"run `grader tokens issue {roster} --db {db}`", err=True)
+    try:
+        uvicorn.run(create_app(service), host=host, port=port, log_level=log_level, access_log=log_level == "debug")
+    finally:
+        service.stop_workers()
+        lock.close()
+
+
+def _lock(db: Path) -> io.TextIOWrapper:
+    """One server per gradebook: two would both claim from the same queue file."""
+    db.parent.mkdir(parents=True, exist_ok=True)
+    fh = (db.parent / f".{db.name}.serve.lock").open("a")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        raise GraderError(f"another `grader serve` is using {db}; stop it first") from None
+    return fh
+
+
+@click.group()
+def tokens() -> None:
+    """Issue, list and revoke the tokens students submit with (only their hashes are stored).
+
+    \b
+    grader tokens issue roster.csv --db course/gradebook.sqlite --out tokens.csv
+    grader tokens issue roster.csv --db ... --instructor prof     also a token that sees everything
+    grader tokens revoke alice --db ...                           alice's token stops working at once
+    """
+
+
+@tokens.command("issue")
+@click.argument("roster", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@db_option
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the CSV (student,role,token) here, mode 600, instead of printing it.")
+@click.option("--instructor", "instructors", multiple=True, metavar="NAME", help="Also issue an instructor token.")
+@click.option("--reissue", is_flag=True, help="Replace live tokens too (the old ones stop working).")
+def tokens_issue(roster: Path, db: Path, out: Path | None, instructors: tuple[str, ...], reissue: bool) -> None:
+    """Issue a token for every student on ROSTER who has none (or, with --reissue, for all)."""
+    from grader.server.service import read_roster
+    from grader.server.store import ServerStore
+
+    store = ServerStore(db)
+    people = [(name, "student") for name in read_roster(roster)] + [(name, "instructor") for name in instructors]
+    issued = [(name, role, token) for name, role in people if (token := store.issue(name, role, reissue))]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["student", "role", "token"])
+    writer.writerows(issued)
+    if out is None:
+        click.echo(buffer.getvalue(), nl=False)
+    else:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(buffer.getvalue())
+        os.chmod(out, 0o600)
+    kept = len(people) - len(issued)
+    click.echo(f"issued {len(issued)} token(s){f' to {out}' if out else ''}; {kept} already held a live token "
+               "(--reissue replaces them); the database keeps only their hashes", err=True)
+
+
+@tokens.command("revoke")
+@click.argument("name")
+@db_option
+def tokens_revoke(name: str, db: Path) -> None:
+    """Revoke NAME's live token(s) at once."""
+    from grader.server.store import ServerStore
+
+    count = ServerStore(db).revoke(name)
+    if not count:
+        raise GraderError(f"{name} holds no live token in {db}")
+    click.echo(f"revoked {count} token(s) of {name}")
+
+
+@tokens.command("list")
+@db_option
+def tokens_list(db: Path) -> None:
+    """Who holds a token, with role and dates (never the tokens: they are not stored)."""
+    from grader.server.store import ServerStore
+
+    for row in ServerStore(db).tokens():
+        state = f"revoked {row['revoked_at'][:19]}" if row["revoked_at"] else "live"
+        click.echo(f"{row['name']:<24} {row['role']:<10} issued {row['issued_at'][:19]}  {state}")
+
+
+COMMANDS = [serve, tokens]
