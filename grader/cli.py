@@ -241,9 +241,10 @@ for _command in _BATCH_COMMANDS:
     main.add_command(_command)
 
 # the grading server (serve, tokens) and its student client (submit, login, status)
+from grader.cli_client import COMMANDS as _CLIENT_COMMANDS  # noqa: E402
 from grader.cli_server import COMMANDS as _SERVER_COMMANDS  # noqa: E402
 
-for _command in _SERVER_COMMANDS:
+for _command in [*_SERVER_COMMANDS, *_CLIENT_COMMANDS]:
     main.add_command(_command)
 
 # `grader assets ...`: named course assets (list, prepare, where, verify)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -63,7 +64,7 @@ def describe(service: Service, row: sqlite3.Row, who: Identity, base_url: str,
 
 def _shaped(service: Service, row: sqlite3.Row, instructor: bool) -> Any:
     exercise = service.registries.exercises.get(row["exercise"])
-    result = read_document(Path(row["result_dir"]), exercise)
+    result = replace(read_document(Path(row["result_dir"]), exercise), submission=row["student"])
     released = service.release.released(row["exercise"], datetime.now(UTC))
     return shape(result, instructor=instructor, released=released, after_release=service.release.after_release)
 

@@ -135,7 +135,7 @@ class Service:
             raise Refusal(415, f"{filename!r} is not a .py, .ipynb or .zip file; submit solution.py, a notebook, "
                                "or a folder (grader submit zips it for you)")
         if suffix == ".zip":
-            self._check_archive(upload)
+            self._check_archive(upload, Path(filename).name)
         stored = {".py": "solution.py", ".zip": "submission.zip"}.get(suffix) or safe_name(Path(filename).name)
         sid = uuid.uuid4().hex
         final = self.data / "uploads" / sid / stored
@@ -154,12 +154,12 @@ class Service:
         self._wake.set()
         return row
 
-    def _check_archive(self, upload: Path) -> None:
+    def _check_archive(self, upload: Path, name: str) -> None:
         with tempfile.TemporaryDirectory(prefix="grader-upload-check-") as tmp:
             try:
                 safe_extract(upload, Path(tmp), ArchiveLimits(MAX_FILES, MAX_FILE_BYTES, MAX_TOTAL_BYTES))
             except ArchiveError as exc:
-                raise Refusal(422, f"the archive was refused: {exc}") from None
+                raise Refusal(422, f"the archive was refused: {str(exc).replace(upload.name, name)}") from None
 
     def _admit(self, student: str, exercise: str, received: datetime, earlier: list[str]) -> None:
         """Runs inside the queue's insert transaction, so two uploads at once cannot both slip past a limit."""

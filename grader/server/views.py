@@ -96,14 +96,14 @@ def shape(result: GradeResult, instructor: bool, released: bool, after_release: 
 
 def checks_json(result: GradeResult) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """(shown checks, hidden summary) for the API, from a shaped result."""
-    shown, hidden = [], {"count": 0, "score": 0.0, "max_score": 0.0}
+    shown: list[dict[str, Any]] = []
+    secret = [c for c in result.checks if c.visibility is Visibility.HIDDEN]
+    hidden = {"count": len(secret), "score": round(sum(c.score for c in secret), 6),
+              "max_score": round(sum(c.max_score for c in secret), 6)}
     for c in result.checks:
         if c.visibility is Visibility.HIDDEN:
-            hidden["count"] += 1
-            hidden["score"] += c.score
-            hidden["max_score"] += c.max_score
             continue
-        entry = {"title": c.title, "status": c.status.value, "score": c.score, "max_score": c.max_score,
+        entry: dict[str, Any] = {"title": c.title, "status": c.status.value, "score": c.score, "max_score": c.max_score,
                  "visibility": c.visibility.value, "message": c.message}
         if c.visibility is Visibility.PUBLIC:
             entry |= {"name": c.name, "output": c.output, "details": c.details}
