@@ -21,7 +21,7 @@ from grader import __version__
 from grader.builtin.report_html import context as report_context
 from grader.builtin.report_html import environment
 from grader.results import jsonable
-from grader.server.service import Identity, Refusal, Service
+from grader.server.service import INCOMING, Identity, Refusal, Service
 from grader.server.views import checks_json, read_document, shape
 
 #: an upload announced as larger than the limit is still read (and dropped) up to this many bytes, so the
@@ -81,7 +81,7 @@ def create_app(service: Service) -> FastAPI:
     app = FastAPI(title="grader", version=__version__,
                   summary="Submit deep-learning exercises and get their graded results back.")
     app.state.service = service
-    incoming = service.data / ".incoming"
+    incoming = service.data / INCOMING
     incoming.mkdir(parents=True, exist_ok=True)
 
     @app.exception_handler(Refusal)

@@ -24,7 +24,7 @@ from typing import Any
 
 from grader import policies as pol
 from grader.archives import ArchiveError, ArchiveLimits, safe_extract
-from grader.batch import grade_job, make_job, run_record
+from grader.batch import clear_staging, grade_job, make_job, run_record
 from grader.config import Settings
 from grader.errors import GraderError, UnknownName
 from grader.plugins import Registries
@@ -38,6 +38,7 @@ log = logging.getLogger("grader.server")
 SUFFIXES = (".py", ".ipynb", ".zip")
 DEFAULT_RATE_LIMIT = {"max_submissions": 10, "per_hours": 1}
 LINK_TTL_S = 7 * 86_400
+INCOMING = ".incoming"
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,10 @@ class Service:
 
     # -- grading --------------------------------------------------------------------------
     def start_workers(self, count: int) -> int:
+        """Start ``count`` grading threads; first put back what a killed server left half done."""
         resumed = self.store.requeue_interrupted()
+        clear_staging(self.data)  # half-written results of interrupted gradings
+        shutil.rmtree(self.data / INCOMING, ignore_errors=True)  # half-received uploads (never answered 202)
         for i in range(max(count, 1)):
             thread = threading.Thread(target=self._work_loop, name=f"grader-worker-{i}", daemon=True)
             thread.start()
