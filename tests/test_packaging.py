@@ -36,6 +36,8 @@ def test_packaging_only_grader_lands_in_site_packages(installed):
     assert top == ["bin", "grader"] or top == ["grader"], top
     data = installed / "grader" / "_data"
     assert (data / "templates" / "report.html").is_file()
+    assert (data / "templates" / "server_index.html").is_file() and (data / "templates" / "server_app.js").is_file()
+    assert (installed / "grader" / "server" / "app.py").is_file(), "the grading server ships in the wheel"
     assert (installed / "grader" / "builtin" / "sandbox_bwrap.py").is_file()
     exercises = [p.name for p in (data / "exercises").iterdir() if (p / "exercise.toml").is_file()]
     assert exercises, "no exercises in the wheel"
