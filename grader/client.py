@@ -193,7 +193,7 @@ def _refusal(status: int, reason: str, headers: dict[str, str], data: bytes, ser
         return AuthError(f"the server refused the token ({detail}); run `grader login --server {server}` "
                          "with the token your instructor gave you, or set GRADER_TOKEN")
     if status == 403:
-        return AuthError(f"not allowed ({detail}); ask your instructor to check that you are on the roster")
+        return AuthError(f"not allowed: {detail}")  # the server says why (not on the roster, an instructor token...)
     if status == 429:
         limit = f"limit: {body['limit']} per {body.get('window_hours', '?')} h; " if "limit" in body else ""
         wait = headers.get("retry-after")

@@ -45,6 +45,7 @@
       tr.className = "attempt";
       tr.dataset.id = s.id;
       cell(tr, s.received_at.replace("T", " ").slice(0, 19));
+      cell(tr, s.student);
       cell(tr, s.exercise);
       cell(tr, s.state === "done" ? s.status : s.state + (s.position ? " (" + s.position + " ahead)" : ""));
       cell(tr, s.state === "done" && s.max_score !== null ? s.final_score + " / " + s.max_score : "");

@@ -296,6 +296,9 @@ def test_server_web_page_lists_a_students_attempts_in_chromium(server):
     assert link.startswith(f"{server.url}/reports/")
     report = dom(link, "chrome-b")
     assert "alice" in report and "hidden check" in report, report[-2000:]
+    everyone = dom(f"{server.url}/#token={server.tokens['prof']}", "chrome-d")
+    assert "Signed in as prof (instructor)" in everyone
+    assert everyone.count('class="attempt"') == len(server.rows("SELECT id FROM submissions"))
     refused = dom(f"{server.url}/#token=grd_wrong", "chrome-c")
     assert "no valid token" in refused and 'id="login"' in refused
 
