@@ -60,7 +60,10 @@ def main() -> None:
     Students:     grader list                        what exercises exist
                   grader start self-attention        copy the stub to ./self-attention
                   grader check self-attention        run the public checks on your work
+                  grader submit self-attention       send it to the course's grading server
     Instructors:  grader grade EXERCISE SUB... --out results/
+                  grader batch ROSTER --out results/ grade a whole class
+                  grader serve --roster R --db DB    run the grading server students submit to
                   grader demo                        grade a sample submission end to end
     """
 

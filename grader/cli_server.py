@@ -73,6 +73,9 @@ def serve(roster: Path, db: Path, host: str, port: int, workers: int, sandbox: s
     counts = service.store.counts()
     click.echo(f"queue: {counts['queued']} waiting ({resumed} resumed after an interrupted run), "
                f"{counts['done']} graded")
+    if db.name != "gradebook.sqlite":
+        click.echo(f"note: `grader export/report/regrade FOLDER` look for FOLDER/gradebook.sqlite; name the "
+                   f"database that way to use them on {db.parent}", err=True)
     if without:
         click.echo(f"warning: {len(without)} student(s) on the roster have no token (e.g. {without[0]}); "
                    f"run `grader tokens issue {roster} --db {db}`", err=True)

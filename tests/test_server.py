@@ -180,6 +180,16 @@ def test_server_students_submit_concurrently_with_the_cli(server):
     assert {s["student"] for s in json.loads(status.stdout)} == {"alice"}, "a student sees only their own"
 
 
+def test_server_gradebook_exports_like_a_batch(server):
+    graded = dict(server.rows("SELECT runs.student, runs.final_score FROM grades JOIN runs ON runs.id = grades.run_id"))
+    assert graded, "the concurrent test graded some submissions"
+    exported = server.cli("export", str(server.db.parent), "--format", "csv")
+    assert exported.returncode == 0, exported.stderr
+    with (server.db.parent / "exports" / "grades.csv").open() as fh:
+        rows = {r["student"]: float(r["sample-add"]) for r in csv.DictReader(fh) if r["sample-add"]}
+    assert rows == {k: v for k, v in graded.items() if k in rows} and rows["alice"] == 4.0
+
+
 def test_server_hides_hidden_checks_from_students(server):
     folder = _solution(server.root, "dave", make_class.SCALE_WRONG)
     done = server.cli("submit", "sample-add", str(folder), "--json", token=server.tokens["dave"])
