@@ -77,3 +77,46 @@ def test_student_pack_refuses_to_write_a_pack_that_would_leak(registries, settin
     assert not (tmp_path / "pack" / "exercises" / "hostile-target" / "checks" / "hidden").exists()
     with pytest.raises(GraderError, match="not empty"):
         build_pack(registries, tmp_path / "pack", ["hostile-target"], settings, answers_on=False)
+
+
+def _as_new_id(pack: Path, old: str, new: str) -> None:
+    """The packaged copy of a built-in exercise wins over a pack's; a new id lets `grader check` use the pack's."""
+    for parent in (pack / "exercises", pack / "answers"):
+        (parent / old).rename(parent / new)
+    toml = pack / "exercises" / new / "exercise.toml"
+    toml.write_text(toml.read_text().replace(f'id = "{old}"', f'id = "{new}"'))
+
+
+@pytest.mark.slow
+def test_student_pack_carries_self_attention_without_its_mistake_catalogue(registries, settings, tmp_path):
+    exercises = Path(__file__).parent.parent / "exercises" / "self-attention"
+    reference = Path(__file__).parent.parent / "reference" / "self-attention"
+    pack = tmp_path / "pack"
+    build_pack(registries, pack, ["self-attention"], settings)
+    checks = pack / "exercises" / "self-attention" / "checks"
+    assert (checks / "conftest.py").is_file() and not (checks / "hidden").exists()
+    text = _pack_text(pack)
+    assert "def sdpa_variant" not in text and "SDPA_MISTAKES" not in text
+    # the pack builder's own search passed; here, no line of attention arithmetic from the reference or the
+    # hidden folder is in the pack (generic lines such as `return None` are shared by any two Python files)
+    arithmetic = ("softmax", "masked_fill", "transpose", "sqrt", " @ ", ".tril(")
+    leaked = [s for s in _secrets(exercises, reference) if s in text and any(a in s for a in arithmetic)]
+    assert leaked == []
+
+    wrong = Path(__file__).parent / "curriculum" / "self-attention" / "wrong_no_scaling.py"
+    env = dict(os.environ, GRADER_WORK_DIR=str(tmp_path / "jobs"))
+    # the full course names the mistake, from the catalogue beside the hidden checks
+    course = subprocess.run([sys.executable, "-m", "grader", "check", "self-attention", str(wrong)], env=env,
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert course.returncode == 1 and "did you divide the scores q k^T by sqrt(d_k)" in course.stdout, course.stdout
+    _as_new_id(pack, "self-attention", "self-attention-pack")
+    env["GRADER_EXERCISES"] = str(pack)
+    run = [sys.executable, "-m", "grader", "check", "self-attention-pack"]
+    good = subprocess.run([*run, str(reference / "solution.py")], env=env, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "(pass)" in good.stdout and "were not run" in good.stdout, "hidden checks are absent, and said to be"
+    # in the pack the same mistake still fails every affected check, with the general advice
+    bad = subprocess.run([*run, str(wrong)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 1 and "check the scale, the softmax axis" in bad.stdout, bad.stdout
+    assert "did you divide the scores" not in bad.stdout
