@@ -169,3 +169,22 @@ def test_server_read_roster_accepts_common_headers_and_refuses_odd_names(tmp_pat
     roster.write_text("student\n../etc\n", encoding="utf-8")
     with pytest.raises(GraderError, match="letters, digits"):
         read_roster(roster)
+
+
+def test_server_restart_clears_what_was_never_accepted(registries, settings, tmp_path):
+    from grader.server.service import open_service
+
+    roster = tmp_path / "roster.csv"
+    roster.write_text("student\nalice\n", encoding="utf-8")
+    service = open_service(tmp_path / "gradebook.sqlite", roster, registries, settings, None)
+    _queued(service.store, "kept")
+    for name in ("kept", "orphan"):  # "orphan": renamed into place, then the server died before the commit
+        (tmp_path / "uploads" / name).mkdir(parents=True)
+        (tmp_path / "uploads" / name / "solution.py").write_text("x = 1\n")
+    (tmp_path / ".incoming").mkdir()
+    (tmp_path / ".incoming" / "half").write_bytes(b"PK")
+    service.store.claim()  # a grading under way when the server died
+    assert service.recover() == 1
+    assert service.store.get("kept")["state"] == "queued"
+    assert sorted(p.name for p in (tmp_path / "uploads").iterdir()) == ["kept"]
+    assert not (tmp_path / ".incoming").exists()

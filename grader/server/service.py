@@ -179,17 +179,33 @@ class Service:
                       window_hours=options.get("per_hours"), next_allowed_at=when.isoformat(timespec="seconds"))
 
     # -- grading --------------------------------------------------------------------------
-    def start_workers(self, count: int) -> int:
-        """Start ``count`` grading threads; first put back what a killed server left half done."""
+    def recover(self) -> int:
+        """Put back what a killed server left half done; returns how many gradings go back to the queue."""
         resumed = self.store.requeue_interrupted()
         clear_staging(self.data)  # half-written results of interrupted gradings
         shutil.rmtree(self.data / INCOMING, ignore_errors=True)  # half-received uploads (never answered 202)
+        self._drop_unrecorded_uploads()
+        return resumed
+
+    def start_workers(self, count: int) -> int:
+        """Start ``count`` grading threads, after :meth:`recover`; returns how many gradings were resumed."""
+        resumed = self.recover()
         for i in range(max(count, 1)):
             thread = threading.Thread(target=self._work_loop, name=f"grader-worker-{i}", daemon=True)
             thread.start()
             self._threads.append(thread)
         self._wake.set()
         return resumed
+
+    def _drop_unrecorded_uploads(self) -> None:
+        """An upload renamed into place by a server killed before its row was committed was never accepted."""
+        uploads = self.data / "uploads"
+        if not uploads.is_dir():
+            return
+        known = self.store.ids()
+        for folder in uploads.iterdir():
+            if folder.name not in known:
+                shutil.rmtree(folder, ignore_errors=True)
 
     def stop_workers(self, timeout: float = 5.0) -> None:
         self._stop.set()

@@ -193,6 +193,9 @@ class ServerStore:
             f"FROM submissions s LEFT JOIN runs r ON r.id = s.run_id {where} ORDER BY s.seq DESC LIMIT ?",
             [*args, limit]).fetchall()
 
+    def ids(self) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT id FROM submissions").fetchall()}
+
     def position(self, seq: int) -> int:
         """How many queued submissions are ahead of ``seq``."""
         return int(self.db.execute("SELECT COUNT(*) FROM submissions WHERE state = 'queued' AND seq < ?",
