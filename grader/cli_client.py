@@ -183,8 +183,8 @@ def _row(sub: dict[str, Any]) -> tuple[str, ...]:
     state = str(sub.get("state"))
     if state == "done" and sub.get("status"):
         state = f"done ({sub['status']})"
-    return (str(sub.get("id", ""))[:8], str(sub.get("exercise", "")), _received(sub.get("received_at")), state,
-            score, str(sub.get("report_url") or ""))
+    return (str(sub.get("id", ""))[:8], str(sub.get("student", "")), str(sub.get("exercise", "")),
+            _received(sub.get("received_at")), state, score, str(sub.get("report_url") or ""))
 
 
 @click.command("status", epilog=f"{TOKEN_HELP}\n\n{_exit_help('the list was printed')}")
@@ -195,7 +195,7 @@ def status(exercise: str | None, server: str | None, as_json: bool) -> None:
     """List your submissions to the grading server (only EXERCISE's, if given), newest first.
 
     Each row: id, exercise, when it was received, its state, the score after any late penalty,
-    and the link to its report.
+    and the link to its report.  With an instructor's token: everyone's, with a STUDENT column.
     """
     subs = Client(load_credentials(server, None)).submissions(exercise)
     if as_json:
@@ -204,8 +204,11 @@ def status(exercise: str | None, server: str | None, as_json: bool) -> None:
     if not subs:
         click.echo(f"No submissions yet{' for ' + exercise if exercise else ''}.")
         return
-    header = ("ID", "EXERCISE", "RECEIVED", "STATE", "SCORE", "REPORT")
+    header = ("ID", "STUDENT", "EXERCISE", "RECEIVED", "STATE", "SCORE", "REPORT")
     rows = [header, *(_row(s) for s in subs)]
+    if len({s.get("student") for s in subs}) <= 1:  # a student's own list: the name adds nothing
+        rows = [row[:1] + row[2:] for row in rows]
+        header = rows[0]
     widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
     for row in rows:
         cells = [v.ljust(w) for v, w in zip(row, widths, strict=False)]

@@ -178,6 +178,10 @@ def test_server_students_submit_concurrently_with_the_cli(server):
     status = server.cli("status", "--json", token=server.tokens["alice"])
     assert status.returncode == 0, status.stderr
     assert {s["student"] for s in json.loads(status.stdout)} == {"alice"}, "a student sees only their own"
+    table = server.cli("status", "sample-add", token=server.tokens["alice"]).stdout
+    assert table.startswith("ID") and "STUDENT" not in table and "done (pass)" in table and "4/4" in table
+    everyone = server.cli("status", token=server.tokens["prof"]).stdout
+    assert "STUDENT" in everyone and all(name in everyone for name in work), everyone
 
 
 def test_server_gradebook_exports_like_a_batch(server):
