@@ -192,6 +192,10 @@ def test_server_gradebook_exports_like_a_batch(server):
     with (server.db.parent / "exports" / "grades.csv").open() as fh:
         rows = {r["student"]: float(r["sample-add"]) for r in csv.DictReader(fh) if r["sample-add"]}
     assert rows == {k: v for k, v in graded.items() if k in rows} and rows["alice"] == 4.0
+    regraded = server.cli("regrade", str(server.db.parent))
+    assert regraded.returncode == 0, regraded.stderr
+    assert "changed since" not in regraded.stdout + regraded.stderr
+    assert f"{len(graded)} grades regraded: 0 would change" in regraded.stdout + regraded.stderr, regraded.stdout
 
 
 def test_server_hides_hidden_checks_from_students(server):
