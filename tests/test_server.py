@@ -400,3 +400,16 @@ def test_server_killed_mid_grading_loses_nothing_and_grades_nothing_twice(tmp_pa
         assert "1 resumed after an interrupted run" in (tmp_path / "serve.log").read_text()
     finally:
         srv.stop()
+
+
+@pytest.mark.docker
+def test_server_grades_in_the_docker_sandbox(docker_image, tmp_path):
+    srv = make_server(tmp_path, "--workers", "1", "--sandbox", "docker")
+    try:
+        folder = _solution(tmp_path, "alice", make_class.SCALE_WRONG)
+        done = srv.cli("submit", "sample-add", str(folder), "--json", token=srv.tokens["alice"])
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert json.loads(done.stdout)["score"] == 2.0
+        assert srv.rows("SELECT sandbox, status FROM runs") == [("docker", "fail")]
+    finally:
+        srv.stop()
