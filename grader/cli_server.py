@@ -40,10 +40,16 @@ def _registries() -> Any:
 @click.option("--rate-limit", type=click.IntRange(0), metavar="N",
               help="Submissions per student per exercise per hour (default 10, or the class file's; 0: no limit).")
 @click.option("--max-upload-mb", default=5.0, show_default=True, type=click.FloatRange(0.01))
+@click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="PEM certificate (chain): serve https. Clients verify it; for a self-signed one they set "
+                   "SSL_CERT_FILE to it.")
+@click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The PEM private key of --tls-cert.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 def serve(roster: Path, db: Path, host: str, port: int, workers: int, sandbox: str | None, class_file: Path | None,
-          data: Path | None, rate_limit: int | None, max_upload_mb: float, log_level: str) -> None:
+          data: Path | None, rate_limit: int | None, max_upload_mb: float, tls_cert: Path | None,
+          tls_key: Path | None, log_level: str) -> None:
     """Run the grading server: students `grader submit` to it, it grades and keeps the gradebook.
 
     \b
@@ -59,6 +65,9 @@ def serve(roster: Path, db: Path, host: str, port: int, workers: int, sandbox: s
     from grader.server.app import create_app
     from grader.server.service import open_service
 
+    if (tls_cert is None) != (tls_key is None):
+        raise GraderError("--tls-cert and --tls-key go together: the certificate and its private key")
+    scheme = "https" if tls_cert else "http"
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = _settings(sandbox=sandbox)
     registries = _registries()
@@ -68,7 +77,7 @@ def serve(roster: Path, db: Path, host: str, port: int, workers: int, sandbox: s
     service = open_service(db, roster, registries, settings, class_file, data, rate_limit, max_upload_mb)
     without = sorted(service.roster - {r["name"] for r in service.store.tokens() if r["revoked_at"] is None})
     resumed = service.start_workers(workers)
-    click.echo(f"grader serve: http://{host}:{port}  ({len(service.roster)} students, {workers} worker(s), "
+    click.echo(f"grader serve: {scheme}://{host}:{port}  ({len(service.roster)} students, {workers} worker(s), "
                f"sandbox {backend.name}, data in {service.data})")
     counts = service.store.counts()
     click.echo(f"queue: {counts['queued']} waiting ({resumed} resumed after an interrupted run), "
@@ -80,7 +89,8 @@ def serve(roster: Path, db: Path, host: str, port: int, workers: int, sandbox: s
         click.echo(f"warning: {len(without)} student(s) on the roster have no token (e.g. {without[0]}); "
                    f"run `grader tokens issue {roster} --db {db}`", err=True)
     try:
-        uvicorn.run(create_app(service), host=host, port=port, log_level=log_level, access_log=log_level == "debug")
+        uvicorn.run(create_app(service), host=host, port=port, log_level=log_level, access_log=log_level == "debug",
+                    ssl_certfile=str(tls_cert) if tls_cert else None, ssl_keyfile=str(tls_key) if tls_key else None)
     finally:
         service.stop_workers()
         lock.close()

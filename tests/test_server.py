@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import sqlite3
+import ssl
 import subprocess
 import sys
 import threading
@@ -51,6 +52,7 @@ class Server:
     env: dict[str, str]
     args: list[str]
     proc: subprocess.Popen[bytes] | None = None
+    context: ssl.SSLContext | None = None
 
     def start(self) -> None:
         with (self.root / "serve.log").open("ab") as log:
@@ -60,7 +62,7 @@ class Server:
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, (self.root / "serve.log").read_text()
             with contextlib.suppress(OSError):
-                urllib.request.urlopen(self.url + "/api/health", timeout=2).close()
+                urllib.request.urlopen(self.url + "/api/health", timeout=2, context=self.context).close()
                 return
             time.sleep(0.2)
         raise AssertionError("the server did not answer within 60 s")
@@ -113,7 +115,8 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def make_server(root: Path, *extra: str, class_file: str | None = None) -> Server:
+def make_server(root: Path, *extra: str, class_file: str | None = None, tls: Path | None = None) -> Server:
+    """A server over the test course; with ``tls`` (a folder holding cert.pem and key.pem), on https."""
     course = make_class.make_course(root / "course")
     (root / "roster.csv").write_text("student,email\n" + "".join(f"{s},{s}@uni.test\n" for s in STUDENTS),
                                      encoding="utf-8")
@@ -131,7 +134,11 @@ def make_server(root: Path, *extra: str, class_file: str | None = None) -> Serve
     if class_file is not None:
         (root / "class.toml").write_text(class_file, encoding="utf-8")
         args += ["--class-file", "class.toml"]
-    server = Server(f"http://127.0.0.1:{port}", db, root, tokens, env, args)
+    context = None
+    if tls is not None:
+        args += ["--tls-cert", str(tls / "cert.pem"), "--tls-key", str(tls / "key.pem")]
+        context = ssl.create_default_context(cafile=str(tls / "cert.pem"))
+    server = Server(f"{'https' if tls else 'http'}://127.0.0.1:{port}", db, root, tokens, env, args, context=context)
     server.start()
     return server
 
@@ -411,5 +418,26 @@ def test_server_grades_in_the_docker_sandbox(docker_image, tmp_path):
         assert done.returncode == 0, done.stdout + done.stderr
         assert json.loads(done.stdout)["score"] == 2.0
         assert srv.rows("SELECT sandbox, status FROM runs") == [("docker", "fail")]
+    finally:
+        srv.stop()
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="openssl is not installed")
+def test_server_speaks_https_and_the_client_verifies_it(tmp_path):
+    tls = tmp_path / "tls"
+    tls.mkdir()
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(tls / "key.pem"), "-out",
+                    str(tls / "cert.pem")], check=True, capture_output=True, timeout=60)
+    srv = make_server(tmp_path / "course", "--workers", "1", tls=tls)
+    try:
+        folder = _solution(tmp_path, "alice", make_class.GOOD)
+        srv.env["SSL_CERT_FILE"] = str(tls / "cert.pem")  # the client trusts this self-signed certificate
+        done = srv.cli("submit", "sample-add", str(folder), token=srv.tokens["alice"])
+        assert done.returncode == 0 and "Score: 4/4" in done.stdout, done.stdout + done.stderr
+        assert f"{srv.url}/reports/" in done.stdout and srv.url.startswith("https://")
+        del srv.env["SSL_CERT_FILE"]
+        untrusted = srv.cli("status", token=srv.tokens["alice"])
+        assert untrusted.returncode == 4 and "TLS" in untrusted.stderr, untrusted.stderr
     finally:
         srv.stop()
