@@ -204,12 +204,11 @@ def status(exercise: str | None, server: str | None, as_json: bool) -> None:
     if not subs:
         click.echo(f"No submissions yet{' for ' + exercise if exercise else ''}.")
         return
-    header = ("ID", "STUDENT", "EXERCISE", "RECEIVED", "STATE", "SCORE", "REPORT")
-    rows = [header, *(_row(s) for s in subs)]
+    header: tuple[str, ...] = ("ID", "STUDENT", "EXERCISE", "RECEIVED", "STATE", "SCORE", "REPORT")
+    rows: list[tuple[str, ...]] = [header, *(_row(s) for s in subs)]
     if len({s.get("student") for s in subs}) <= 1:  # a student's own list: the name adds nothing
         rows = [row[:1] + row[2:] for row in rows]
-        header = rows[0]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header) - 1)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         cells = [v.ljust(w) for v, w in zip(row, widths, strict=False)]
         click.echo("  ".join([*cells, row[-1]]).rstrip())

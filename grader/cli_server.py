@@ -40,6 +40,8 @@ def _registries() -> Any:
 @click.option("--rate-limit", type=click.IntRange(0), metavar="N",
               help="Submissions per student per exercise per hour (default 10, or the class file's; 0: no limit).")
 @click.option("--max-upload-mb", default=5.0, show_default=True, type=click.FloatRange(0.01))
+@click.option("--allow-unisolated", is_flag=True,
+              help="Run with a sandbox that does not hide the host's files (`process`): only for a trusted class.")
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="PEM certificate (chain): serve https. Clients verify it; for a self-signed one they set "
                    "SSL_CERT_FILE to it.")
@@ -48,7 +50,8 @@ def _registries() -> Any:
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 def serve(roster: Path, db: Path, host: str, port: int, workers: int, sandbox: str | None, class_file: Path | None,
-          data: Path | None, rate_limit: int | None, max_upload_mb: float, tls_cert: Path | None,
+          data: Path | None, rate_limit: int | None, max_upload_mb: float, allow_unisolated: bool,
+          tls_cert: Path | None,
           tls_key: Path | None, log_level: str) -> None:
     """Run the grading server: students `grader submit` to it, it grades and keeps the gradebook.
 
@@ -72,6 +75,7 @@ def serve(roster: Path, db: Path, host: str, port: int, workers: int, sandbox: s
     settings = _settings(sandbox=sandbox)
     registries = _registries()
     backend = choose_sandbox(registries, settings.sandbox)
+    _require_isolation(backend, allow_unisolated)
     db = db.resolve()
     lock = _lock(db)
     service = open_service(db, roster, registries, settings, class_file, data, rate_limit, max_upload_mb)
@@ -94,6 +98,18 @@ def serve(roster: Path, db: Path, host: str, port: int, workers: int, sandbox: s
     finally:
         service.stop_workers()
         lock.close()
+
+
+def _require_isolation(backend: Any, allowed: bool) -> None:
+    """A server holds every student's uploads: student code must not be able to read them."""
+    isolated = getattr(backend, "isolates_filesystem", None)
+    if isolated is False and not allowed:
+        raise GraderError(f"the {backend.name} sandbox does not hide the host's files: one student's code could read "
+                          "other students' uploads and the gradebook. Install bubblewrap (the default) or use "
+                          "--sandbox docker; --allow-unisolated runs anyway, for a class you trust")
+    if isolated is None:
+        click.echo(f"warning: the {backend.name} sandbox does not say whether it hides the host's files; make sure "
+                   "student code cannot read the server's data folder", err=True)
 
 
 def _lock(db: Path) -> io.TextIOWrapper:

@@ -138,6 +138,9 @@ class Sandbox(Protocol):
     name: str
     #: lower is preferred when the user names no backend
     priority: int
+    # Optional: ``isolates_filesystem: bool``, whether a worker sees only what it is given rather than the
+    # host's files.  `grader serve` refuses a backend that says False (its workers could read other students'
+    # uploads) and warns about one that does not say.
 
     def available(self) -> tuple[bool, str]:
         """Whether this backend can run here, and why not."""

@@ -75,6 +75,7 @@ def _base_flags() -> list[str]:
 class BwrapSandbox:
     name = "bwrap"
     priority = 10
+    isolates_filesystem = True
 
     def available(self) -> tuple[bool, str]:
         return _probe()

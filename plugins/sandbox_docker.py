@@ -200,6 +200,7 @@ class DockerWorker:
 class DockerSandbox:
     name = "docker"
     priority = 20
+    isolates_filesystem = True
     supports_gpu = True
 
     def __init__(self) -> None:

@@ -51,6 +51,7 @@ def _setpriv_prefix(uid: int) -> tuple[str, ...]:
 class ProcessSandbox:
     name = "process"
     priority = 50
+    isolates_filesystem = False
 
     def available(self) -> tuple[bool, str]:
         return True, "always available"

@@ -298,6 +298,14 @@ def test_server_refuses_oversized_and_unknown_uploads(server):
     assert code == 403 and "instructor" in body["detail"]
 
 
+def test_server_refuses_a_sandbox_that_shows_the_host_files(server):
+    run = subprocess.run([*GRADER, "serve", "--roster", "roster.csv", "--db", str(server.root / "other.sqlite"),
+                          "--port", str(_free_port()), "--sandbox", "process"], env=server.env, cwd=server.root,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "could read other students' uploads" in run.stderr, run.stderr
+    assert "--allow-unisolated" in run.stderr
+
+
 def test_server_serves_its_openapi_schema(server):
     with urllib.request.urlopen(server.url + "/openapi.json", timeout=30) as answer:
         schema = json.loads(answer.read())
