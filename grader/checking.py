@@ -134,7 +134,9 @@ class GraderPlugin:
             self.write({
                 "kind": "check", "name": report.nodeid or "collection", "title": "checks could not be loaded",
                 "status": Status.GRADER_ERROR.value, "score": 0.0, "max_score": 0.0,
-                "visibility": Visibility.PUBLIC.value,
+                # a hidden check file's traceback quotes its source: students get the message only
+                "visibility": (Visibility.MESSAGE_ONLY if report.nodeid.startswith("hidden") else
+                               Visibility.PUBLIC).value,
                 "message": "a check file failed to load (a grader bug, not your fault)",
                 "output": str(report.longrepr)[-OUTPUT_LIMIT:], "details": {},
             })

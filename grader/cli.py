@@ -104,7 +104,8 @@ def _print_result(result: GradeResult, verbose: bool) -> None:
         click.echo(line)
         if c.status.value != "pass" and c.message and c.visibility.value != "hidden":
             click.echo(f"      {c.message}")
-        if verbose and c.output and c.visibility.value == "public" and c.status.value != "pass":
+        if verbose and c.output and c.status.value != "pass" and (
+                c.visibility.value == "public" or c.status.value == "grader_error"):  # the grader's own log
             click.echo("      " + c.output.replace("\n", "\n      "))
     iso = result.provenance.get("isolation", {})
     shut = [k for k in ("filesystem", "network") if iso.get(k)] + (["pids"] if iso.get("pid_namespace") else [])

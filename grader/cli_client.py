@@ -89,6 +89,8 @@ def _print_submission(sub: dict[str, Any]) -> None:
     if hidden.get("count"):
         click.echo(f"{hidden['count']} hidden check(s): {_num(hidden.get('score'))}/{_num(hidden.get('max_score'))}"
                    " points")
+    if sub.get("error"):
+        click.echo(f"grader error: {sub['error']}")
     line = f"Score: {_num(sub.get('score'))}/{_num(sub.get('max_score'))} ({sub.get('status')})"
     if sub.get("policy_note"):
         line += f"; final score {_num(sub.get('final_score'))} after policy: {sub['policy_note']}"

@@ -160,3 +160,29 @@ def test_engine_sandbox_that_cannot_start_is_a_grader_error(registries, tmp_path
     result = grade(exercise, sub, settings, regs)
     assert {c.status.value for c in result.checks} == {"grader_error"}
     assert all("could not start a worker: cannot create namespaces" in c.message for c in result.checks)
+
+
+def test_engine_grader_error_output_never_shows_hidden_check_text(registries, settings, tmp_path, good_sample):
+    import shutil
+
+    from grader.builtin.report_html import HtmlReporter
+    from grader.engine import grade
+    from grader.registry import load_exercise
+
+    sample = registries.exercises.get("sample-add")
+    root = tmp_path / "broken"
+    shutil.copytree(sample.checks_dir.parent, root, ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "checks" / "hidden" / "test_broken.py").write_text("HIDDEN_SECRET_LINE = 1 / 0\n")
+    exercise = load_exercise(root, sample.reference_dir, source="test")
+    (tmp_path / "solution.py").write_text(good_sample)
+    result = grade(exercise, tmp_path / "solution.py", settings, registries)
+    assert result.status.value == "grader_error"
+    errors = [c for c in result.checks if c.status.value == "grader_error"]
+    assert errors and all(c.visibility.value == "message-only" for c in errors)
+    assert any("HIDDEN_SECRET_LINE" in c.output for c in errors), "the instructor's copy keeps the traceback"
+    shown = json.dumps(to_results_json(result)["tests"])
+    assert "HIDDEN_SECRET_LINE" not in shown and "not your fault" in shown
+    assert "HIDDEN_SECRET_LINE" not in HtmlReporter().write(result, tmp_path).read_text()
+    checked = grade(exercise, tmp_path / "solution.py", settings, registries, public_only=True)
+    assert checked.status.value == "grader_error", "`grader check` collects hidden checks to count their points"
+    assert "HIDDEN_SECRET_LINE" not in json.dumps(to_results_json(checked)["tests"])

@@ -118,6 +118,12 @@ def _free_port() -> int:
 def make_server(root: Path, *extra: str, class_file: str | None = None, tls: Path | None = None) -> Server:
     """A server over the test course; with ``tls`` (a folder holding cert.pem and key.pem), on https."""
     course = make_class.make_course(root / "course")
+    broken = course / "exercises" / "broken-checks"  # sample-add whose check code crashes: a grader bug
+    shutil.copytree(course / "exercises" / "sample-add", broken)
+    shutil.copytree(course / "reference" / "sample-add", course / "reference" / "broken-checks")
+    toml = broken / "exercise.toml"
+    toml.write_text(toml.read_text().replace('id = "sample-add"', 'id = "broken-checks"'))
+    (broken / "checks" / "conftest.py").write_text("raise RuntimeError('a bug in the check code')\n")
     (root / "roster.csv").write_text("student,email\n" + "".join(f"{s},{s}@uni.test\n" for s in STUDENTS),
                                      encoding="utf-8")
     env = dict(os.environ, GRADER_EXERCISES=str(course), GRADER_WORK_DIR=str(root / "jobs"),
@@ -221,6 +227,23 @@ def test_server_hides_hidden_checks_from_students(server):
         html = answer.read().decode()
         assert "default-src 'none'" in answer.headers["Content-Security-Policy"]
     assert "hidden check" in html and "dave" in html
+
+
+def test_server_grader_error_is_retried_never_published_and_not_blamed_on_the_student(server):
+    folder = _solution(server.root, "erin", make_class.GOOD)
+    done = server.cli("submit", "broken-checks", str(folder), "--json", token=server.tokens["erin"])
+    assert done.returncode == 0, done.stderr
+    sub = json.loads(done.stdout)
+    assert sub["status"] == "grader_error" and "not a problem with your work" in sub["error"]
+    assert "a bug in the check code" not in done.stdout, "internals are for the instructor"
+    assert server.rows(f"SELECT claims FROM submissions WHERE id = '{sub['id']}'") == [(2,)], "retried once"
+    runs = server.rows("SELECT status, state FROM runs WHERE exercise = 'broken-checks'")
+    assert runs == [("grader_error", "failed")] * 2
+    assert server.rows("SELECT * FROM grades WHERE exercise = 'broken-checks'") == [], "never a published grade"
+    code, full, _ = server.call("GET", f"/api/submissions/{sub['id']}", server.tokens["prof"])
+    assert code == 200 and any("a bug in the check code" in c.get("output", "") for c in full["checks"])
+    text = server.cli("submit", "broken-checks", str(folder), token=server.tokens["erin"]).stdout
+    assert "not a problem with your work" in text
 
 
 def test_server_refuses_missing_wrong_and_foreign_tokens(server):

@@ -48,7 +48,8 @@ def describe(service: Service, row: sqlite3.Row, who: Identity, base_url: str,
         "report_url": None,
     }
     if done and row["status"] == "grader_error":
-        out["error"] = row["error"] if who.instructor else STUDENT_ERROR
+        out["error"] = (row["error"] or "the checks did not run: see the grader_error check") if who.instructor \
+            else STUDENT_ERROR
     if not done or not row["result_dir"] or not Path(row["result_dir"], "grade.json").is_file():
         return jsonable(out)
     view = "instructor" if who.instructor else "student"

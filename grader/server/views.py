@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.errors import GraderError
-from grader.models import CheckResult, Exercise, GradeResult, Visibility
+from grader.models import CheckResult, Exercise, GradeResult, Status, Visibility
 from grader.policies import ClassPolicy, parse_time
 
 DOCUMENT = "grade.json"
@@ -86,8 +86,9 @@ def shape(result: GradeResult, instructor: bool, released: bool, after_release: 
         if shown is Visibility.HIDDEN:
             check = CheckResult(name=f"hidden-{i}", title="hidden check", status=check.status, score=check.score,
                                 max_score=check.max_score, visibility=shown)
-        elif shown is Visibility.MESSAGE_ONLY:
-            check = replace(check, output="", details={}, visibility=shown)
+        elif shown is Visibility.MESSAGE_ONLY or (check.status is Status.GRADER_ERROR and not instructor):
+            # a grader error's output is the grader's own traceback: for the instructor, not the student
+            check = replace(check, output="", details={}, visibility=Visibility.MESSAGE_ONLY)
         else:
             check = replace(check, visibility=shown)
         checks.append(check)
