@@ -30,8 +30,8 @@ def _exit_help(zero: str) -> str:
             "  2  usage error: a bad PATH or option, no server configured\n"
             "  4  the server cannot be reached, failed, or did not finish in time\n"
             "  5  no token, or the server refused it (run `grader login`)\n"
-            "  6  the server refused the request: rate limit, deadline, upload too\n"
-            "     large, bad archive, unknown exercise")
+            "  6  the server refused the request: rate limit, upload too large,\n"
+            "     unsafe archive, unknown exercise (late work is accepted and penalised)")
 
 
 server_option = click.option("--server", metavar="URL", help="The grading server (default: GRADER_SERVER, "
