@@ -197,6 +197,16 @@ def test_server_students_submit_concurrently_with_the_cli(server):
     assert "STUDENT" in everyone and all(name in everyone for name in work), everyone
 
 
+def test_server_grades_a_notebook_submission(server):
+    notebook = server.root / "work" / "my notebook.ipynb"
+    notebook.parent.mkdir(parents=True, exist_ok=True)
+    notebook.write_text(make_class.notebook(["import torch", make_class.GOOD]), encoding="utf-8")
+    done = server.cli("submit", "sample-add", str(notebook), "--json", token=server.tokens["dave"])
+    assert done.returncode == 0, done.stderr
+    sub = json.loads(done.stdout)
+    assert sub["score"] == 4.0 and sub["filename"] == "my_notebook.ipynb", sub
+
+
 def test_server_gradebook_exports_like_a_batch(server):
     graded = dict(server.rows("SELECT runs.student, runs.final_score FROM grades JOIN runs ON runs.id = grades.run_id"))
     assert graded, "the concurrent test graded some submissions"
