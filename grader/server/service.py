@@ -137,7 +137,8 @@ class Service:
                                "or a folder (grader submit zips it for you)")
         if suffix == ".zip":
             self._check_archive(upload, Path(filename).name)
-        stored = {".py": "solution.py", ".zip": "submission.zip"}.get(suffix) or safe_name(Path(filename).name)
+        stored = {".py": "solution.py", ".zip": "submission.zip"}.get(suffix) or \
+            f"{safe_name(Path(filename).stem) if Path(filename).stem.strip('.') else 'notebook'}.ipynb"
         sid = uuid.uuid4().hex
         final = self.data / "uploads" / sid / stored
         _fsync_into(upload, final)
