@@ -188,3 +188,24 @@ def test_server_restart_clears_what_was_never_accepted(registries, settings, tmp
     assert service.store.get("kept")["state"] == "queued"
     assert sorted(p.name for p in (tmp_path / "uploads").iterdir()) == ["kept"]
     assert not (tmp_path / ".incoming").exists()
+
+
+def test_server_rereads_the_roster_when_it_changes(registries, settings, tmp_path):
+    import os
+
+    from grader.server.service import Refusal, open_service
+
+    roster = tmp_path / "roster.csv"
+    roster.write_text("student\nalice\n", encoding="utf-8")
+    service = open_service(tmp_path / "gradebook.sqlite", roster, registries, settings, None)
+    token = service.store.issue("bob", "student")
+    assert token is not None
+    with pytest.raises(Refusal) as refused:
+        service.authenticate(token)
+    assert refused.value.status == 403 and "not on this course's roster" in refused.value.detail
+    roster.write_text("student\nalice\nbob\n", encoding="utf-8")
+    os.utime(roster, (1, 2_000_000_000))  # a new stamp even within the file system's time resolution
+    assert service.authenticate(token).name == "bob", "added mid-term: no restart needed"
+    roster.write_text("no header here\n", encoding="utf-8")
+    os.utime(roster, (1, 2_000_000_100))
+    assert service.authenticate(token).name == "bob", "a broken edit keeps the last good roster"

@@ -97,6 +97,8 @@ class Service:
     policy: pol.ClassPolicy
     roster: frozenset[str]
     data: Path
+    #: the roster file, reread when it changes: a student added mid-term needs no restart
+    roster_path: Path | None = None
     max_upload_bytes: int = 5 * 1024 * 1024
     policies: list[Any] = field(default_factory=list)
     release: Release = field(default_factory=lambda: Release({}))
@@ -105,6 +107,7 @@ class Service:
     _wake: threading.Event = field(default_factory=threading.Event)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
+    _roster_stamp: tuple[float, int] = (0.0, 0)
 
     def __post_init__(self) -> None:
         self.policies = list(pol.collect(self.registries.pm))
@@ -118,9 +121,22 @@ class Service:
             raise Refusal(401, "no valid token: run `grader login --server URL` with the token your instructor "
                                "gave you, or set GRADER_TOKEN", {"WWW-Authenticate": "Bearer"})
         who = Identity(*holder)
-        if not who.instructor and who.name not in self.roster:
+        if not who.instructor and who.name not in self._current_roster():
             raise Refusal(403, f"{who.name} is not on this course's roster; ask your instructor")
         return who
+
+    def _current_roster(self) -> frozenset[str]:
+        if self.roster_path is None:
+            return self.roster
+        try:
+            stat = self.roster_path.stat()
+            stamp = (stat.st_mtime, stat.st_size)
+            if stamp != self._roster_stamp:
+                self.roster, self._roster_stamp = frozenset(read_roster(self.roster_path)), stamp
+                log.info("roster %s: %d students", self.roster_path, len(self.roster))
+        except (OSError, GraderError) as exc:  # a half-edited file: keep the last good roster
+            log.warning("roster %s unreadable, keeping the last one: %s", self.roster_path, exc)
+        return self.roster
 
     # -- accepting ------------------------------------------------------------------------
     def accept(self, who: Identity, exercise_id: str, filename: str, upload: Path) -> sqlite3.Row:
@@ -272,7 +288,8 @@ def open_service(db: Path, roster: Path, registries: Registries, settings: Setti
         policy.options["rate_limit"] = {**DEFAULT_RATE_LIMIT, **policy.options.get("rate_limit", {}),
                                         **({"max_submissions": rate_limit} if rate_limit is not None else {})}
     return Service(store=ServerStore(db), registries=registries, settings=settings, policy=policy,
-                   roster=frozenset(read_roster(roster)), data=(data or db.parent).resolve(),
+                   roster=frozenset(read_roster(roster)), roster_path=roster.resolve(),
+                   data=(data or db.parent).resolve(),
                    max_upload_bytes=int(max_upload_mb * 1024 * 1024))
 
 
