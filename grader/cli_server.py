@@ -79,25 +79,30 @@ def serve(roster: Path, db: Path, host: str, port: int, workers: int, sandbox: s
     db = db.resolve()
     lock = _lock(db)
     service = open_service(db, roster, registries, settings, class_file, data, rate_limit, max_upload_mb)
-    without = sorted(service.roster - {r["name"] for r in service.store.tokens() if r["revoked_at"] is None})
     resumed = service.start_workers(workers)
     click.echo(f"grader serve: {scheme}://{host}:{port}  ({len(service.roster)} students, {workers} worker(s), "
                f"sandbox {backend.name}, data in {service.data})")
-    counts = service.store.counts()
-    click.echo(f"queue: {counts['queued']} waiting ({resumed} resumed after an interrupted run), "
-               f"{counts['done']} graded")
-    if db.name != "gradebook.sqlite":
-        click.echo(f"note: `grader export/report/regrade FOLDER` look for FOLDER/gradebook.sqlite; name the "
-                   f"database that way to use them on {db.parent}", err=True)
-    if without:
-        click.echo(f"warning: {len(without)} student(s) on the roster have no token (e.g. {without[0]}); "
-                   f"run `grader tokens issue {roster} --db {db}`", err=True)
+    _startup_notes(service, resumed, roster, db)
     try:
         uvicorn.run(create_app(service), host=host, port=port, log_level=log_level, access_log=log_level == "debug",
                     ssl_certfile=str(tls_cert) if tls_cert else None, ssl_keyfile=str(tls_key) if tls_key else None)
     finally:
         service.stop_workers()
         lock.close()
+
+
+def _startup_notes(service: Any, resumed: int, roster: Path, db: Path) -> None:
+    """The queue as found, and what the instructor may have forgotten."""
+    counts = service.store.counts()
+    click.echo(f"queue: {counts['queued']} waiting ({resumed} resumed after an interrupted run), "
+               f"{counts['done']} graded")
+    if db.name != "gradebook.sqlite":
+        click.echo(f"note: `grader export/report/regrade FOLDER` look for FOLDER/gradebook.sqlite; name the "
+                   f"database that way to use them on {db.parent}", err=True)
+    without = sorted(service.roster - {r["name"] for r in service.store.tokens() if r["revoked_at"] is None})
+    if without:
+        click.echo(f"warning: {len(without)} student(s) on the roster have no token (e.g. {without[0]}); "
+                   f"run `grader tokens issue {roster} --db {db}`", err=True)
 
 
 def _require_isolation(backend: Any, allowed: bool) -> None:

@@ -13,13 +13,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from grader import __version__
 from grader.builtin.report_html import context as report_context
 from grader.builtin.report_html import environment
+from grader.paths import templates_root
 from grader.results import jsonable
 from grader.server.service import INCOMING, Identity, Refusal, Service
 from grader.server.views import checks_json, read_document, shape
@@ -78,89 +79,106 @@ def _identity(request: Request, authorization: Annotated[str | None, Header()] =
 Who = Annotated[Identity, Depends(_identity)]
 
 
+def _service(request: Request) -> Service:
+    return request.app.state.service  # type: ignore[no-any-return]
+
+
+Svc = Annotated[Service, Depends(_service)]
+router = APIRouter()
+
+
+@router.get("/api/health", tags=["service"])
+def health(service: Svc) -> dict[str, Any]:
+    return {"ok": True, "version": __version__, **service.store.counts()}
+
+
+@router.get("/api/me", tags=["service"])
+def me(who: Who) -> dict[str, str]:
+    return {"name": who.name, "role": who.role}
+
+
+@router.get("/api/exercises", tags=["service"])
+def exercises(service: Svc, who: Who) -> list[dict[str, Any]]:
+    return [{"id": e.id, "title": e.title, "points": e.points,
+             "deadline": (d.isoformat() if (d := service.policy.deadline(e.id)) else None)}
+            for e in service.registries.exercises.ordered()]
+
+
+@router.post("/api/submissions", status_code=202, tags=["submissions"])
+async def submit(request: Request, service: Svc, who: Who, exercise: Annotated[str, Query(max_length=100)],
+                 filename: Annotated[str, Query(max_length=200)] = "solution.py") -> JSONResponse:
+    """Upload the raw bytes of solution.py, a notebook or a .zip; answers 202 once it is queued."""
+    tmp = service.data / INCOMING / uuid.uuid4().hex
+    try:
+        await _receive(request, tmp, service.max_upload_bytes)
+        row = await run_in_threadpool(service.accept, who, exercise, filename, tmp)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return JSONResponse(describe(service, row, who, str(request.base_url)), 202)
+
+
+@router.get("/api/submissions", tags=["submissions"])
+def listing(request: Request, service: Svc, who: Who, exercise: str | None = None,
+            student: str | None = None) -> dict[str, Any]:
+    if student is not None and not who.instructor and student != who.name:
+        raise Refusal(403, "students can list only their own submissions")
+    rows = service.store.listing(student=student if who.instructor else who.name, exercise=exercise)
+    return {"submissions": [describe(service, r, who, str(request.base_url)) for r in rows]}
+
+
+@router.get("/api/submissions/{sid}", tags=["submissions"])
+def one(request: Request, service: Svc, who: Who, sid: str) -> dict[str, Any]:
+    row = service.store.get(sid)
+    if row is None or (not who.instructor and row["student"] != who.name):
+        raise Refusal(404, "no such submission")  # another student's id is indistinguishable from none
+    return describe(service, row, who, str(request.base_url), with_checks=True)
+
+
+@router.get("/reports/{sid}", response_class=HTMLResponse, tags=["pages"])
+def report(service: Svc, sid: str, view: str, expires: int, sig: str) -> HTMLResponse:
+    """The HTML report behind a signed link from ``report_url`` (it expires; ask the API for a new one)."""
+    row = service.store.get(sid)
+    if view not in ("student", "instructor") or not service.verify(sid, view, expires, sig) or row is None \
+            or not row["result_dir"]:
+        raise Refusal(404, "this report link is unknown or has expired; `grader status` prints fresh ones")
+    shaped = _shaped(service, row, instructor=view == "instructor")
+    html = environment().get_template("report.html").render(**report_context(shaped))
+    return HTMLResponse(html, headers={"Content-Security-Policy": REPORT_CSP})
+
+
+@router.get("/", response_class=HTMLResponse, tags=["pages"])
+def page() -> HTMLResponse:
+    html = environment().get_template("server_index.html").render(version=__version__)
+    return HTMLResponse(html, headers={"Content-Security-Policy": PAGE_CSP})
+
+
+@router.get("/static/app.js", tags=["pages"])
+def script() -> Response:
+    return Response((templates_root() / "server_app.js").read_text(encoding="utf-8"), media_type="text/javascript")
+
+
+async def _refused(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Refusal)
+    return JSONResponse({"detail": exc.detail, **exc.extra}, exc.status, headers=exc.headers)
+
+
+async def _security_headers(request: Request, call_next: Any) -> Response:
+    response: Response = await call_next(request)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")  # report links carry their signature
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
 def create_app(service: Service) -> FastAPI:
+    """The application for one service (tests and `grader serve` build it the same way)."""
     app = FastAPI(title="grader", version=__version__,
                   summary="Submit deep-learning exercises and get their graded results back.")
     app.state.service = service
-    incoming = service.data / INCOMING
-    incoming.mkdir(parents=True, exist_ok=True)
-
-    @app.exception_handler(Refusal)
-    async def refused(request: Request, exc: Refusal) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail, **exc.extra}, exc.status, headers=exc.headers)
-
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next: Any) -> Response:
-        response: Response = await call_next(request)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")  # report links carry their signature
-        response.headers.setdefault("Cache-Control", "no-store")
-        return response
-
-    @app.get("/api/health", tags=["service"])
-    def health() -> dict[str, Any]:
-        return {"ok": True, "version": __version__, **service.store.counts()}
-
-    @app.get("/api/me", tags=["service"])
-    def me(who: Who) -> dict[str, str]:
-        return {"name": who.name, "role": who.role}
-
-    @app.get("/api/exercises", tags=["service"])
-    def exercises(who: Who) -> list[dict[str, Any]]:
-        return [{"id": e.id, "title": e.title, "points": e.points,
-                 "deadline": (d.isoformat() if (d := service.policy.deadline(e.id)) else None)}
-                for e in service.registries.exercises.ordered()]
-
-    @app.post("/api/submissions", status_code=202, tags=["submissions"])
-    async def submit(request: Request, who: Who, exercise: Annotated[str, Query(max_length=100)],
-                     filename: Annotated[str, Query(max_length=200)] = "solution.py") -> JSONResponse:
-        """Upload the raw bytes of solution.py, a notebook or a .zip; answers 202 once it is queued."""
-        tmp = incoming / uuid.uuid4().hex
-        try:
-            await _receive(request, tmp, service.max_upload_bytes)
-            row = await run_in_threadpool(service.accept, who, exercise, filename, tmp)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return JSONResponse(describe(service, row, who, str(request.base_url)), 202)
-
-    @app.get("/api/submissions", tags=["submissions"])
-    def listing(request: Request, who: Who, exercise: str | None = None,
-                student: str | None = None) -> dict[str, Any]:
-        if student is not None and not who.instructor and student != who.name:
-            raise Refusal(403, "students can list only their own submissions")
-        rows = service.store.listing(student=student if who.instructor else who.name, exercise=exercise)
-        return {"submissions": [describe(service, r, who, str(request.base_url)) for r in rows]}
-
-    @app.get("/api/submissions/{sid}", tags=["submissions"])
-    def one(request: Request, who: Who, sid: str) -> dict[str, Any]:
-        row = service.store.get(sid)
-        if row is None or (not who.instructor and row["student"] != who.name):
-            raise Refusal(404, "no such submission")  # another student's id is indistinguishable from none
-        return describe(service, row, who, str(request.base_url), with_checks=True)
-
-    @app.get("/reports/{sid}", response_class=HTMLResponse, tags=["pages"])
-    def report(sid: str, view: str, expires: int, sig: str) -> HTMLResponse:
-        """The HTML report behind a signed link from ``report_url`` (it expires; ask the API for a new one)."""
-        row = service.store.get(sid)
-        if view not in ("student", "instructor") or not service.verify(sid, view, expires, sig) or row is None \
-                or not row["result_dir"]:
-            raise Refusal(404, "this report link is unknown or has expired; `grader status` prints fresh ones")
-        shaped = _shaped(service, row, instructor=view == "instructor")
-        html = environment().get_template("report.html").render(**report_context(shaped))
-        return HTMLResponse(html, headers={"Content-Security-Policy": REPORT_CSP})
-
-    @app.get("/", response_class=HTMLResponse, tags=["pages"])
-    def page() -> HTMLResponse:
-        html = environment().get_template("server_index.html").render(version=__version__)
-        return HTMLResponse(html, headers={"Content-Security-Policy": PAGE_CSP})
-
-    @app.get("/static/app.js", tags=["pages"])
-    def script() -> Response:
-        from grader.paths import templates_root
-
-        return Response((templates_root() / "server_app.js").read_text(encoding="utf-8"),
-                        media_type="text/javascript")
-
+    (service.data / INCOMING).mkdir(parents=True, exist_ok=True)
+    app.add_exception_handler(Refusal, _refused)
+    app.middleware("http")(_security_headers)
+    app.include_router(router)
     return app
 
 
