@@ -6,7 +6,6 @@ One batch (``--workers 2``, in a subprocess, as an instructor runs it) is shared
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import os
 import signal
@@ -18,12 +17,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-
-HERE = Path(__file__).parent
-_spec = importlib.util.spec_from_file_location("make_class", HERE / "fixtures" / "class_roster" / "make_class.py")
-assert _spec and _spec.loader
-make_class = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(make_class)
+from fixtures.class_roster import make_class  # tests/ is on sys.path under pytest
 
 pytestmark = pytest.mark.slow
 STUDENTS = 32

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import importlib.util
 import io
 import json
 import os
@@ -30,12 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-HERE = Path(__file__).parent
-_spec = importlib.util.spec_from_file_location("make_class", HERE / "fixtures" / "class_roster" / "make_class.py")
-assert _spec and _spec.loader
-make_class = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(make_class)
+from fixtures.class_roster import make_class  # tests/ is on sys.path under pytest
 
 pytestmark = pytest.mark.slow
 GRADER = [sys.executable, "-m", "grader.cli"]
