@@ -66,6 +66,12 @@ CREATE TABLE IF NOT EXISTS events (
 """
 
 
+def where(filters: dict[str, Any]) -> tuple[str, list[Any]]:
+    """`` WHERE a = ? AND b = ?`` over the filters that are not None (``""`` when none are), and their values."""
+    used = {col: value for col, value in filters.items() if value is not None}
+    return (f" WHERE {' AND '.join(f'{col} = ?' for col in used)}" if used else ""), list(used.values())
+
+
 def now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -217,13 +223,8 @@ class Gradebook:
         return self.db.execute(sql + " ORDER BY grades.student, grades.exercise", args).fetchall()
 
     def runs(self, state: str | None = None, kind: str | None = None) -> list[sqlite3.Row]:
-        clauses, args = [], []
-        for col, value in (("state", state), ("kind", kind)):
-            if value is not None:
-                clauses.append(f"{col} = ?")
-                args.append(value)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        return self.db.execute(f"SELECT * FROM runs{where} ORDER BY id", args).fetchall()
+        clause, args = where({"state": state, "kind": kind})
+        return self.db.execute(f"SELECT * FROM runs{clause} ORDER BY id", args).fetchall()
 
     def submissions_of(self, student: str, exercise: str) -> list[sqlite3.Row]:
         """Distinct submissions graded for (student, exercise), oldest first (for rate limits)."""

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from grader.gradebook import Gradebook, Run, now
+from grader.gradebook import Gradebook, Run, now, where
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (
@@ -49,6 +49,9 @@ CREATE INDEX IF NOT EXISTS submissions_state ON submissions (state, seq);
 CREATE INDEX IF NOT EXISTS submissions_student ON submissions (student, exercise, seq);
 """
 
+#: a submission with what its recorded run says (NULLs until it is done)
+_WITH_RUN = ("SELECT s.*, r.status, r.score, r.max_score, r.final_score, r.policy_note, r.result_dir, r.error "
+             "FROM submissions s LEFT JOIN runs r ON r.id = s.run_id")
 TOKEN_PREFIX = "grd_"
 ROLES = ("student", "instructor")
 #: a grader_error is retried this many times in all before it is left as the answer
@@ -176,22 +179,12 @@ class ServerStore:
 
     # -- reading ---------------------------------------------------------------------------
     def get(self, sid: str) -> sqlite3.Row | None:
-        return self.db.execute(
-            "SELECT s.*, r.status, r.score, r.max_score, r.final_score, r.policy_note, r.result_dir, r.error "
-            "FROM submissions s LEFT JOIN runs r ON r.id = s.run_id WHERE s.id = ?", (sid,)).fetchone()
+        return self.db.execute(f"{_WITH_RUN} WHERE s.id = ?", (sid,)).fetchone()
 
     def listing(self, student: str | None = None, exercise: str | None = None,
                 limit: int = 500) -> list[sqlite3.Row]:
-        clauses, args = [], []
-        for col, value in (("s.student", student), ("s.exercise", exercise)):
-            if value is not None:
-                clauses.append(f"{col} = ?")
-                args.append(value)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        return self.db.execute(
-            "SELECT s.*, r.status, r.score, r.max_score, r.final_score, r.policy_note, r.result_dir, r.error "
-            f"FROM submissions s LEFT JOIN runs r ON r.id = s.run_id {where} ORDER BY s.seq DESC LIMIT ?",
-            [*args, limit]).fetchall()
+        clause, args = where({"s.student": student, "s.exercise": exercise})
+        return self.db.execute(f"{_WITH_RUN}{clause} ORDER BY s.seq DESC LIMIT ?", [*args, limit]).fetchall()
 
     def ids(self) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT id FROM submissions").fetchall()}
