@@ -24,7 +24,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from grader import __version__
 from grader.errors import GraderError
-from grader.submission import MAX_FILE_BYTES, MAX_FILES, MAX_TOTAL_BYTES, SKIP_DIRS
+from grader.submission import MAX_FILE_BYTES, MAX_FILES, MAX_TOTAL_BYTES, SKIP_DIRS, regular_files
 
 CHUNK = 64 * 1024
 MAX_POLL = 3.0
@@ -122,29 +122,19 @@ def save_credentials(creds: Credentials) -> Path:
 
 def _files(folder: Path) -> list[tuple[str, Path]]:
     """The regular files under ``folder`` to submit; refuses links and anything over the limits."""
-    found: list[tuple[str, Path]] = []
+    files, problem = regular_files(folder, skip=_SKIP)
+    if problem:
+        raise GraderError(problem)
     total = 0
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
-        here = Path(dirpath)
-        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP)
-        for name in dirnames + sorted(filenames):
-            path = here / name
-            rel = path.relative_to(folder).as_posix()
-            if path.is_symlink():
-                raise GraderError(f"{rel} is a symbolic link; submit regular files only (copy it in place)")
-            if path.is_dir():
-                continue
-            if not path.is_file():
-                raise GraderError(f"{rel} is not a regular file; remove it from {folder}")
-            size = path.stat().st_size
-            total += size
-            found.append((rel, path))
-            if size > MAX_FILE_BYTES:
-                raise GraderError(f"{rel} is {size / 1e6:.1f} MB; files may be at most {MAX_FILE_BYTES // 10**6} MB")
-            if total > MAX_TOTAL_BYTES or len(found) > MAX_FILES:
-                raise GraderError(f"{folder} holds over {MAX_FILES} files or {MAX_TOTAL_BYTES // 10**6} MB; "
-                                  "submit only your solution (data and checkpoints stay out)")
-    return found
+    for count, (rel, path) in enumerate(files, 1):
+        size = path.stat().st_size
+        total += size
+        if size > MAX_FILE_BYTES:
+            raise GraderError(f"{rel} is {size / 1e6:.1f} MB; files may be at most {MAX_FILE_BYTES // 10**6} MB")
+        if total > MAX_TOTAL_BYTES or count > MAX_FILES:
+            raise GraderError(f"{folder} holds over {MAX_FILES} files or {MAX_TOTAL_BYTES // 10**6} MB; "
+                              "submit only your solution (data and checkpoints stay out)")
+    return files
 
 
 def _zip_folder(folder: Path) -> bytes:

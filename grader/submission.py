@@ -55,6 +55,27 @@ def _single_root(folder: Path) -> Path:
     return folder
 
 
+def regular_files(folder: Path, skip: frozenset[str] | set[str] = SKIP_DIRS) -> tuple[list[tuple[str, Path]], str]:
+    """(relative name, path) of every file under ``folder``, sorted, skipping ``skip`` folders; or a problem
+    naming the first symbolic link (never followed) or special file.  Shared by staging and `grader submit`."""
+    files: list[tuple[str, Path]] = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        here = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames if d not in skip)
+        for d in dirnames:
+            if (here / d).is_symlink():
+                return [], f"{(here / d).relative_to(folder).as_posix()} is a symbolic link; submit regular files only"
+        for f in sorted(filenames):
+            path = here / f
+            rel = path.relative_to(folder).as_posix()  # also the name inside a zip
+            if path.is_symlink():
+                return [], f"{rel} is a symbolic link (to {os.readlink(path)}); submit regular files only"
+            if not path.is_file():
+                return [], f"{rel} is not a regular file"
+            files.append((rel, path))
+    return files, ""
+
+
 def _collect(source: Path) -> tuple[list[tuple[str, Path]], str]:
     """List (relative name, path) of the files to stage, or a problem."""
     if source.is_symlink():
@@ -65,22 +86,9 @@ def _collect(source: Path) -> tuple[list[tuple[str, Path]], str]:
         return [("solution.py", source)], ""
     if not source.is_dir():
         return [], f"{source} does not exist"
-    files: list[tuple[str, Path]] = []
-    for dirpath, dirnames, filenames in os.walk(source, followlinks=False):
-        here = Path(dirpath)
-        for d in list(dirnames):
-            if d in SKIP_DIRS:
-                dirnames.remove(d)
-            elif (here / d).is_symlink():
-                return [], f"{(here / d).relative_to(source)} is a symbolic link; submit regular files only"
-        for f in filenames:
-            path = here / f
-            rel = str(path.relative_to(source))
-            if path.is_symlink():
-                return [], f"{rel} is a symbolic link (to {os.readlink(path)}); submit regular files only"
-            if not path.is_file():
-                return [], f"{rel} is not a regular file"
-            files.append((rel, path))
+    files, problem = regular_files(source)
+    if problem:
+        return [], problem
     if not any(rel == "solution.py" for rel, _ in files):
         return [], f"no solution.py in {source.name}/: the exercise is graded from solution.py"
     return files, ""
