@@ -40,7 +40,7 @@ def test_server_store_keeps_only_token_hashes(tmp_path):
 
 
 def _queued(store: ServerStore, sid: str, student: str = "alice") -> None:
-    store.accept(student, "ex", "solution.py", Path("/nowhere"), "h", 1, datetime.now(UTC).isoformat(), sid=sid)
+    store.accept(student, "ex", "solution.py", Path("/nowhere"), "h", 1, sid=sid)
 
 
 def test_server_store_records_a_submission_exactly_once(tmp_path):
@@ -82,14 +82,44 @@ def test_server_store_admit_refuses_inside_the_transaction(tmp_path):
     store = ServerStore(tmp_path / "gb.sqlite")
     _queued(store, "s1")
 
-    def admit(earlier: list[str]) -> None:
-        assert len(earlier) == 1
+    def admit(received_at: str, earlier: list[str]) -> None:
+        assert len(earlier) == 1 and earlier[0] <= received_at
         raise ValueError("over the limit")
 
     with pytest.raises(ValueError):
-        store.accept("alice", "ex", "solution.py", Path("/x"), "h", 1, "2026-01-01T00:00:00+00:00", sid="s2",
-                     admit=admit)
+        store.accept("alice", "ex", "solution.py", Path("/x"), "h", 1, sid="s2", admit=admit)
     assert store.get("s2") is None and store.counts()["queued"] == 1
+
+
+def test_server_store_times_concurrent_submissions_in_the_order_it_records_them(tmp_path):
+    # a receive time taken before waiting for the write lock let a later-recorded upload look older, so a
+    # rate limit counting "earlier" submissions missed it; the time is now taken inside the transaction
+    import threading
+    import time
+
+    store = ServerStore(tmp_path / "gb.sqlite")
+
+    def admit(received_at: str, earlier: list[str]) -> None:
+        assert all(t <= received_at for t in earlier), "every submission already recorded arrived earlier"
+        time.sleep(0.005)  # hold the lock a little, so the uploads queue up behind it
+
+    errors: list[BaseException] = []
+
+    def upload(i: int) -> None:
+        try:
+            ServerStore(tmp_path / "gb.sqlite").accept("alice", "ex", "solution.py", Path("/x"), "h", 1,
+                                                       sid=f"s{i}", admit=admit)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=upload, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    times = [r["received_at"] for r in reversed(store.listing(student="alice"))]
+    assert len(times) == 8 and times == sorted(times)
 
 
 def _result() -> GradeResult:

@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -159,11 +159,10 @@ class Service:
         final = self.data / "uploads" / sid / stored
         _fsync_into(upload, final)
         digest = content_hash(final)  # as `grader batch` hashes it, so `grader regrade` recognises the work
-        received = datetime.now(UTC)
         try:
-            row = self.store.accept(who.name, exercise.id, stored, final, digest, final.stat().st_size,
-                                    received.isoformat(timespec="milliseconds"), sid=sid,
-                                    admit=lambda earlier: self._admit(who.name, exercise.id, received, earlier))
+            row = self.store.accept(who.name, exercise.id, stored, final, digest, final.stat().st_size, sid=sid,
+                                    admit=lambda received, earlier: self._admit(who.name, exercise.id, received,
+                                                                                earlier))
         except BaseException as exc:
             shutil.rmtree(final.parent, ignore_errors=True)
             if isinstance(exc, Refusal):
@@ -179,8 +178,9 @@ class Service:
             except ArchiveError as exc:
                 raise Refusal(422, f"the archive was refused: {str(exc).replace(upload.name, name)}") from None
 
-    def _admit(self, student: str, exercise: str, received: datetime, earlier: list[str]) -> None:
+    def _admit(self, student: str, exercise: str, received_at: str, earlier: list[str]) -> None:
         """Runs inside the queue's insert transaction, so two uploads at once cannot both slip past a limit."""
+        received = datetime.fromisoformat(received_at)
         job = pol.JobInfo(student, exercise, received, self.policy.deadline(exercise),
                           tuple(datetime.fromisoformat(t) for t in earlier))
         reason = pol.admit(self.policies, self.policy, job)

@@ -128,17 +128,18 @@ class ServerStore:
 
     # -- the queue -------------------------------------------------------------------------
     def accept(self, student: str, exercise: str, filename: str, path: Path, digest: str, size: int,
-               received_at: str, sid: str | None = None,
-               admit: Callable[[list[str]], None] | None = None) -> sqlite3.Row:
-        """Record an accepted submission (its upload already on disk) as queued.
+               sid: str | None = None, admit: Callable[[str, list[str]], None] | None = None) -> sqlite3.Row:
+        """Record an accepted submission (its upload already on disk) as queued, received now.
 
-        ``admit(earlier)`` sees when this student's earlier submissions of the exercise arrived and may
-        raise to refuse; it runs in the insert's transaction, so concurrent uploads are judged one by one.
+        ``admit(received_at, earlier)`` sees this submission's time and when the student's earlier ones of
+        the exercise arrived, and may raise to refuse.  Both run inside the insert's transaction, so
+        concurrent uploads are timed and judged one at a time, in the order they are recorded.
         """
         sid = sid or uuid.uuid4().hex
         with self.transaction() as db:
+            received_at = now()
             if admit is not None:
-                admit(self.received_times(student, exercise))
+                admit(received_at, self.received_times(student, exercise))
             db.execute("INSERT INTO submissions (id, student, exercise, filename, path, digest, size, received_at, "
                        "state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued')",
                        (sid, student, exercise, filename, str(path), digest, size, received_at))
