@@ -147,7 +147,7 @@ def check(exercise: str, submission: Path | None, sandbox: str | None, seed: int
 
 @main.command("grade")
 @click.argument("exercise")
-@click.argument("submissions", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("submissions", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), required=True,
               help="Results go to OUT/<submission>/<EXERCISE>/{results.json,report.html}.")
 @sandbox_option
@@ -155,24 +155,30 @@ def check(exercise: str, submission: Path | None, sandbox: str | None, seed: int
 @click.option("-k", "select", metavar="EXPR", help="Only checks matching this pytest -k expression.")
 def grade_cmd(exercise: str, submissions: tuple[Path, ...], out: Path, sandbox: str | None, seed: int | None,
               select: str | None) -> None:
-    """Grade each SUBMISSION (a folder with solution.py, or a .py file) with every check.
+    """Grade each SUBMISSION (a folder with solution.py, a .py file, a .zip or a notebook) with every check.
 
-    Exit code 0 whenever grading worked, whatever the scores; 2 for usage errors, 3 when the
-    grader itself failed on some submission (those results say grader_error).
+    Submissions with the same name (a/solution.py, b/solution.py) get their folder's name too, so
+    none overwrites another.  Exit code 0 whenever grading worked, whatever the scores; 2 for usage
+    errors, 3 when the grader itself failed on some submission (those results say grader_error).
     """
     from grader import api
     from grader.engine import choose_sandbox
-    from grader.submission import submission_name
+    from grader.submission import result_names
 
     settings = _settings(sandbox=sandbox, seed=seed, select=select)
     registries = _registries()
     registries.exercises.get(exercise)
     choose_sandbox(registries, settings.sandbox)
     failed = 0
-    for sub in submissions:
-        dest = out / submission_name(sub) / exercise
+    for sub, name in zip(submissions, result_names(list(submissions)), strict=True):
+        dest = out / name / exercise
         click.echo(f"== {sub} -> {dest}")
-        result = api.grade(registries, exercise, sub, settings, out_dir=dest)
+        try:
+            result = api.grade(registries, exercise, sub, settings, out_dir=dest)
+        except Exception as exc:  # a grader failure on one submission must not leave the others ungraded
+            click.secho(f"   grader_error: {type(exc).__name__}: {exc} (a grader problem; regrade it)", fg="cyan")
+            failed += 1
+            continue
         _print_result(result, verbose=False)
         failed += result.status.value == "grader_error"
     sys.exit(3 if failed else 0)

@@ -7,8 +7,11 @@ numbers in error messages still match the student's cells.  nbformat is imported
 
 from __future__ import annotations
 
+import json
 import shutil
+import warnings
 from pathlib import Path
+from typing import Any
 
 from grader.submission import SKIP_DIRS
 
@@ -40,25 +43,55 @@ def _line(text: str) -> str:
     return f"# (notebook-only) {text}" if stripped.startswith(("%", "!")) else text
 
 
-def to_source(path: Path) -> str:
-    """The Python source of a notebook's code cells, in order; raises :class:`NotebookError`."""
+def _unreadable(path: Path, why: str) -> NotebookError:
+    return NotebookError(f"{path.name} is not a readable Jupyter notebook ({why[:200]}); "
+                         "open it in Jupyter and save it again, or submit solution.py")
+
+
+def _read(path: Path) -> Any:
+    """The notebook as nbformat version 4, or :class:`NotebookError` for anything else (even valid JSON)."""
     import nbformat
 
+    try:
+        text = path.read_text(encoding="utf-8")
+        doc = json.loads(text)
+    except (ValueError, OSError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise _unreadable(path, first) from None
+    if not isinstance(doc, dict) or "nbformat" not in doc:
+        raise _unreadable(path, "it is JSON but not a notebook: it has no nbformat version")
+    try:
+        with warnings.catch_warnings():  # a missing cell id is nbformat's nag, not the student's problem
+            warnings.simplefilter("ignore")
+            return nbformat.reads(text, as_version=4)
+    except (ValueError, TypeError, AttributeError, KeyError, nbformat.ValidationError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise _unreadable(path, first) from None
+
+
+def _cell_source(path: Path, number: int, cell: Any) -> str:
+    source = cell.get("source", "")
+    if isinstance(source, list) and all(isinstance(s, str) for s in source):
+        return "".join(source)
+    if not isinstance(source, str):
+        raise _unreadable(path, f"code cell {number} has a source that is not text")
+    return source
+
+
+def to_source(path: Path) -> str:
+    """The Python source of a notebook's code cells, in order; raises :class:`NotebookError`."""
     if path.stat().st_size > MAX_NOTEBOOK_BYTES:
         raise NotebookError(f"{path.name} is over {MAX_NOTEBOOK_BYTES // 10**6} MB")
-    try:
-        nb = nbformat.read(str(path), as_version=4)
-    except (ValueError, UnicodeDecodeError, OSError, nbformat.reader.NotJSONError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise NotebookError(f"{path.name} is not a readable Jupyter notebook ({first[:200]}); "
-                            "open it in Jupyter and save it again, or submit solution.py") from None
-    cells = [c for c in nb.get("cells", []) if c.get("cell_type") == "code"]
-    if not cells:
+    nb = _read(path)
+    cells = nb.get("cells")
+    if not isinstance(cells, list) or not all(isinstance(c, dict) for c in cells):
+        raise _unreadable(path, "its cells are not a list of cells")
+    code = [c for c in cells if c.get("cell_type") == "code"]
+    if not code:
         raise NotebookError(f"{path.name} has no code cells; put your solution in code cells")
     parts = []
-    for number, cell in enumerate(cells, 1):
-        source = cell.get("source", "")
-        source = "".join(source) if isinstance(source, list) else str(source)
+    for number, cell in enumerate(code, 1):
+        source = _cell_source(path, number, cell)
         parts.append(f"# --- cell {number} ---\n" + "\n".join(_line(t) for t in source.splitlines()))
     return "\n\n".join(parts) + "\n"
 

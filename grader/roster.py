@@ -11,6 +11,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -77,25 +78,42 @@ def discover(roster: Path, known: set[str], only: set[str] | None = None) -> tup
         raise GraderError(f"{roster} is not a folder (expected ROSTER/<student>/<exercise-id>/ or a .zip of it)")
     found: list[Submission] = []
     notes: list[str] = []
+    folders: list[Path] = []
     for student_dir in sorted(p for p in roster.iterdir() if not p.name.startswith((".", "__"))):
         if not student_dir.is_dir() or student_dir.is_symlink():
             notes.append(f"{student_dir.name}: not a student folder, ignored")
-            continue
+        else:
+            folders.append(student_dir)
+    _refuse_collisions(folders, lambda p: safe_name(p.name), "student folders {} would be graded as one student, "
+                       "{!r}: rename them so they differ in letters, digits, '-', '_' or '.'")
+    for student_dir in folders:
         student = safe_name(student_dir.name)
+        entries = []
         for entry in sorted(student_dir.iterdir()):
             if entry.name.startswith(".") or entry.is_symlink():
                 continue
             exercise = _exercise_of(entry, known)
             if exercise is None:
                 notes.append(f"{student_dir.name}/{entry.name}: not a known exercise id, ignored")
-                continue
-            if only and exercise not in only:
-                continue
-            found.append(Submission(student, exercise, entry, content_hash(entry), _mtime(entry)))
+            elif not only or exercise in only:
+                entries.append((entry, exercise))
+        _refuse_collisions([e for e, _ in entries], lambda e: _exercise_of(e, known) or "",
+                           f"{student_dir.name} hands in {{}} for the same exercise, {{!r}}: keep one of them")
+        found += [Submission(student, ex, e, content_hash(e), _mtime(e)) for e, ex in entries]
     if not found:
         raise GraderError(f"no submissions found in {roster}: expected ROSTER/<student>/<exercise-id>/ "
                           f"(known exercises: {', '.join(sorted(known)) or 'none'})")
     return found, notes
+
+
+def _refuse_collisions(paths: list[Path], key: Callable[[Path], str], message: str) -> None:
+    """Refuse, naming them, paths that would be graded under one name (two students merged into one)."""
+    groups: dict[str, list[str]] = {}
+    for path in paths:
+        groups.setdefault(key(path), []).append(path.name)
+    for name, members in groups.items():
+        if len(members) > 1:
+            raise GraderError(message.format(" and ".join(repr(m) for m in members), name))
 
 
 def extract_class_archive(archive: Path, dest_root: Path) -> Path:

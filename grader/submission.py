@@ -26,15 +26,49 @@ class Staged:
 
 def submission_name(source: Path) -> str:
     name = source.stem if source.is_file() else source.resolve().name
-    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name) or "submission"
+    return _clean(name) or "submission"
 
 
-def _utf8_problem(rel: str, data: bytes) -> str:
+def _clean(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+
+
+def result_names(sources: list[Path]) -> list[str]:
+    """A distinct result name per submission: :func:`submission_name`, led by as many parent folders as it
+    takes to tell same-named ones apart (``a/solution.py`` -> ``a-solution``), else numbered."""
+    plain = [submission_name(source) for source in sources]
+    names = list(plain)
+    for name in dict.fromkeys(plain):
+        group = [i for i, n in enumerate(plain) if n == name]
+        parents = {i: [_clean(p.name) for p in sources[i].resolve().parents if p.name] for i in group}
+        for depth in range(1, max(len(parents[i]) for i in group) + 1) if len(group) > 1 else ():
+            tried = {i: "-".join([*reversed(parents[i][:depth]), name]) for i in group}
+            if len(set(tried.values())) == len(group):
+                names = [tried.get(i, n) for i, n in enumerate(names)]
+                break
+    seen: set[str] = set()
+    for i, name in enumerate(names):  # the same submission given twice, or a prefixed name met again
+        number = 1
+        while names[i] in seen:
+            number += 1
+            names[i] = f"{name}-{number}"
+        seen.add(names[i])
+    return names
+
+
+def _source_problem(rel: str, data: bytes) -> str:
+    """Why Python could not even read ``rel`` (not UTF-8, NUL bytes), said with a place to look; or ""."""
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
         return (f"{rel} is not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
                 "save it with UTF-8 encoding")
+    if b"\0" in data:  # Python refuses the whole file, without a line number
+        at = data.index(b"\0")
+        line = data.count(b"\n", 0, at) + 1
+        column = at - (data.rfind(b"\n", 0, at) + 1) + 1
+        return (f"{rel} contains a NUL byte (line {line}, column {column}), which Python cannot read; "
+                "delete it, or save the file again as plain UTF-8 text")
     return ""
 
 
@@ -129,7 +163,7 @@ def stage(source: Path, dest: Path) -> Staged:
     for rel, path in files if not problem else []:
         data = path.read_bytes()
         if rel.endswith(".py"):
-            problem = _utf8_problem(rel, data)
+            problem = _source_problem(rel, data)
             if problem:
                 break
         target = dest / rel

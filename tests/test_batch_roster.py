@@ -110,3 +110,20 @@ def test_batch_cli_help_teaches_and_usage_errors_are_one_line(registries, monkey
     assert ray.exit_code == 2 and "--address" in ray.output
     missing = runner.invoke(cli.main, ["export", str(tmp_path), "--format", "csv"])
     assert missing.exit_code == 2 and "grader batch ROSTER" in missing.output
+
+
+def test_batch_roster_names_that_collide_once_sanitised_are_refused_naming_both(registries, settings, tmp_path):
+    root = _roster(tmp_path / "roster", names=("ann b", "ann_b", "ben"))
+    with pytest.raises(GraderError, match=r"'ann b' and 'ann_b' would be graded as one student, 'ann_b'"):
+        discover(root, {"hostile-target"})
+    out = tmp_path / "out"
+    with pytest.raises(GraderError, match="ann_b"):
+        run_batch(registries, root, out, settings)
+    assert not (out / "ann_b").exists(), "refused up front: nothing graded, nothing merged"
+
+
+def test_batch_roster_two_submissions_for_one_exercise_are_refused(tmp_path):
+    root = _roster(tmp_path / "roster")
+    (root / "ann" / "hostile-target.py").write_text(ADD)
+    with pytest.raises(GraderError, match=r"ann hands in 'hostile-target' and 'hostile-target.py' for the same"):
+        discover(root, {"hostile-target"})

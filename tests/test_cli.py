@@ -8,6 +8,7 @@ import sys
 
 import pytest
 from click.testing import CliRunner
+from fixtures.bad_inputs import write_zip  # tests/ is on sys.path under pytest
 
 from grader import cli
 
@@ -94,3 +95,46 @@ def test_cli_usage_errors_are_one_line(run, tmp_path):
 def test_cli_sandboxes_lists_backends(run):
     out = run("sandboxes").output
     assert "bwrap" in out and "process" in out
+
+
+def test_cli_check_malformed_zip_is_the_students_error_without_a_traceback(run, tmp_path):
+    archive = write_zip(tmp_path, "corrupt-deflate")
+    result = run("check", "sample-add", str(archive))
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and "corrupt and cannot be unpacked" in result.output
+    assert "error" in result.output
+
+
+def test_cli_grade_goes_on_after_a_bad_submission(run, tmp_path, good_sample):
+    write_zip(tmp_path, "bad-crc")
+    (tmp_path / "good").mkdir()
+    (tmp_path / "good" / "solution.py").write_text(good_sample)
+    notebook = tmp_path / "nb.ipynb"
+    notebook.write_text("[1, 2, 3]")
+    result = run("grade", "sample-add", "bad-crc.zip", "nb.ipynb", "good/solution.py", "--out", "out")
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    scores = {n: json.loads((tmp_path / "out" / n / "sample-add" / "results.json").read_text())
+              for n in ("bad-crc", "nb", "solution")}
+    assert scores["solution"]["score"] == 4
+    assert scores["bad-crc"]["score"] == 0 and scores["bad-crc"]["grader"]["status"] == "error"
+    assert scores["nb"]["grader"]["status"] == "error"
+
+
+def test_cli_grade_same_named_files_get_a_result_each(run, tmp_path, good_sample):
+    for name, source in (("a", good_sample), ("b", "def add(a, b):\n    return a - b\n")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "solution.py").write_text(source)
+    result = run("grade", "sample-add", "a/solution.py", "b/solution.py", "--out", "out")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a-solution", "b-solution"]
+    scores = [json.loads((tmp_path / "out" / n / "sample-add" / "results.json").read_text())["score"]
+              for n in ("a-solution", "b-solution")]
+    assert scores == [4, 0]
+
+
+def test_cli_grade_missing_submission_is_a_usage_error_before_grading(run, tmp_path, good_sample):
+    (tmp_path / "good.py").write_text(good_sample)
+    result = run("grade", "sample-add", "good.py", "nope.py", "--out", "out")
+    assert result.exit_code == 2 and "nope.py" in result.output and "does not exist" in result.output
+    assert not (tmp_path / "out").exists(), "nothing is graded when an argument is wrong"

@@ -13,6 +13,7 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
+from fixtures.bad_inputs import MALFORMED_ZIPS, NOT_NOTEBOOKS, write_zip  # tests/ is on sys.path under pytest
 
 from grader import api
 from grader.config import Settings
@@ -323,3 +324,52 @@ def test_hostile_submission_scores_zero_and_leaves_nothing(registries, tmp_path,
     good.write_text("def answer():\n    return 'guess'\n" + ADD)
     after = api.grade(registries, "hostile-target", good, settings)
     assert [c.status.value for c in after.checks] == ["fail", "pass"]
+
+
+@pytest.mark.parametrize("kind", [*(f"zip:{k}" for k in sorted(MALFORMED_ZIPS)), *(f"notebook:{k}" for k in
+                                                                                  sorted(NOT_NOTEBOOKS))])
+def test_hostile_malformed_input_is_the_students_error_never_a_crash(registries, tmp_path, kind):
+    """Broken archives and JSON that is no notebook: every check `error`, with the reason, and nothing else."""
+    what, name = kind.split(":")
+    if what == "zip":
+        sub = write_zip(tmp_path, name)
+        words = MALFORMED_ZIPS[name][1]
+    else:
+        sub = tmp_path / f"{name}.ipynb"
+        sub.write_text(NOT_NOTEBOOKS[name])
+        words = "not a notebook"
+    settings = Settings.load({"work_dir": tmp_path / "jobs"}, cwd=tmp_path)
+    result = api.grade(registries, "hostile-target", sub, settings, out_dir=tmp_path / "out")
+    assert result.score == 0 and result.status.value == "error"
+    assert all(c.status.value == "error" and words in c.message for c in result.checks), \
+        [(c.status.value, c.message) for c in result.checks]
+    assert list((tmp_path / "jobs").iterdir()) == [], "the job folder was left behind"
+
+
+def test_hostile_malformed_zips_in_a_batch_are_graded_once_as_errors(registries, tmp_path):
+    from grader.batch_run import run_batch
+
+    roster = tmp_path / "roster"
+    for kind in MALFORMED_ZIPS:
+        (roster / kind).mkdir(parents=True)
+        (roster / kind / "hostile-target.zip").write_bytes(MALFORMED_ZIPS[kind][0]())
+    settings = Settings.load({"work_dir": tmp_path / "jobs"}, cwd=tmp_path)
+    summary = run_batch(registries, roster, tmp_path / "out", settings, workers=2)
+    assert (summary.graded, summary.failed) == (len(MALFORMED_ZIPS), 0), "a student's broken zip is no grader_error"
+    assert run_batch(registries, roster, tmp_path / "out", settings).skipped == len(MALFORMED_ZIPS)
+
+
+def test_hostile_roster_names_that_collide_are_refused_before_grading(registries, monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from grader import cli
+
+    monkeypatch.setattr(cli, "_registries", lambda: registries)
+    monkeypatch.setenv("GRADER_WORK_DIR", str(tmp_path / "jobs"))
+    for student in ("ann b", "ann_b", "ann?b"):
+        (tmp_path / "roster" / student).mkdir(parents=True)
+        (tmp_path / "roster" / student / "hostile-target.py").write_text("def answer():\n    return 'x'\n" + ADD)
+    result = CliRunner().invoke(cli.main, ["batch", str(tmp_path / "roster"), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert "'ann b' and 'ann?b' and 'ann_b'" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out" / "ann_b").exists()

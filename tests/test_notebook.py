@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import pytest
+from fixtures.bad_inputs import NOT_NOTEBOOKS  # tests/ is on sys.path under pytest
+
 from grader.notebook import applies, to_source
 from grader.submission import stage
 
@@ -55,3 +58,24 @@ def test_notebook_broken_or_empty_gets_a_clear_problem(tmp_path):
     (folder / "solution.py").write_text("x = 1\n")
     (folder / "solution.ipynb").write_text(_nb("x = 2"))
     assert not applies(folder), "solution.py wins over a notebook beside it"
+
+
+@pytest.mark.parametrize("kind", sorted(NOT_NOTEBOOKS))
+def test_notebook_json_that_is_no_notebook_gets_a_clear_problem(tmp_path, kind):
+    path = tmp_path / "work.ipynb"
+    path.write_text(NOT_NOTEBOOKS[kind])
+    staged = stage(path, tmp_path / "job" / "submission")
+    assert "work.ipynb is not a readable Jupyter notebook" in staged.problem, staged.problem
+    assert "not a notebook" in staged.problem and "submit solution.py" in staged.problem
+
+
+@pytest.mark.parametrize("doc", [
+    {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": "code"},
+    {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [3]},
+    {"nbformat": 4, "nbformat_minor": 5, "cells": [{"cell_type": "code", "source": 5}]},
+    {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [{"cell_type": "code", "source": ["a", 2]}]},
+], ids=["cells-not-a-list", "cell-not-a-dict", "source-a-number", "source-list-of-mixed"])
+def test_notebook_malformed_structure_gets_a_clear_problem(tmp_path, doc):
+    path = tmp_path / "odd.ipynb"
+    path.write_text(json.dumps(doc))
+    assert "odd.ipynb is not a readable Jupyter notebook" in stage(path, tmp_path / "j" / "submission").problem

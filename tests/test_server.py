@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fixtures.bad_inputs import MALFORMED_ZIPS, write_zip
 from fixtures.class_roster import make_class  # tests/ is on sys.path under pytest
 
 pytestmark = pytest.mark.slow
@@ -308,6 +309,15 @@ def test_server_refuses_hostile_archives(server, kind, reason):
     assert server.rows("SELECT COUNT(*) FROM submissions")[0][0] == before, "nothing refused is queued"
     assert not (server.root / "course-data" / ".incoming").exists() or \
         not any((server.root / "course-data" / ".incoming").iterdir()), "refused uploads are not kept"
+
+
+@pytest.mark.parametrize("kind", sorted(MALFORMED_ZIPS))
+def test_server_refuses_malformed_archives_as_the_students_problem(server, kind):
+    path = write_zip(server.root, kind)
+    refused = server.cli("submit", "hostile-target", str(path), token=server.tokens["erin"])
+    assert refused.returncode == 6, refused.stdout + refused.stderr
+    assert "archive was refused" in refused.stderr and MALFORMED_ZIPS[kind][1] in refused.stderr
+    assert "server failed" not in refused.stderr and "500" not in refused.stderr
 
 
 def test_server_refuses_oversized_and_unknown_uploads(server):

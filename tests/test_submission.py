@@ -2,7 +2,10 @@ from __future__ import annotations
 
 import os
 
-from grader.submission import MAX_FILE_BYTES, stage
+import pytest
+from fixtures.bad_inputs import MALFORMED_ZIPS, write_zip  # tests/ is on sys.path under pytest
+
+from grader.submission import MAX_FILE_BYTES, result_names, stage
 
 
 def test_submission_single_file_becomes_solution(tmp_path):
@@ -105,3 +108,38 @@ def test_submission_zip_bomb_is_refused(tmp_path):
     broken = tmp_path / "broken.zip"
     broken.write_bytes(b"PK\x03\x04 not really")
     assert "not a readable zip" in stage(broken, tmp_path / "o2").problem
+
+
+@pytest.mark.parametrize("kind", sorted(MALFORMED_ZIPS))
+def test_submission_malformed_zip_is_a_problem_not_a_crash(tmp_path, kind):
+    staged = stage(write_zip(tmp_path, kind), tmp_path / "job" / "submission")
+    assert MALFORMED_ZIPS[kind][1] in staged.problem and f"{kind}.zip" in staged.problem, staged.problem
+    assert "\n" not in staged.problem
+    assert list(staged.path.iterdir()) == [], "nothing half-unpacked is graded"
+
+
+def test_submission_malformed_zip_members_keep_their_place(tmp_path):
+    """The layout checks refuse only clashes: a folder entry with files below it is ordinary."""
+    archive = _zip(tmp_path / "ok.zip", {"pkg/": "", "pkg/h.py": "K = 1\n", "solution.py": "x = 1\n"})
+    staged = stage(archive, tmp_path / "out")
+    assert not staged.problem and (staged.path / "pkg" / "h.py").read_text() == "K = 1\n"
+
+
+def test_submission_nul_byte_is_named_with_its_line(tmp_path):
+    src = tmp_path / "nul.py"
+    src.write_bytes(b"x = 1\ny = 2\nz = '\x00'\n")
+    problem = stage(src, tmp_path / "out").problem
+    assert "NUL byte (line 3, column 6)" in problem and "None" not in problem, problem
+
+
+def test_submission_result_names_keep_same_named_files_apart(tmp_path):
+    for rel in ("a/solution.py", "b/solution.py", "x/a/solution.py", "carol/solution.py"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x = 1\n")
+    (tmp_path / "carol.py").write_text("x = 1\n")
+    names = result_names([tmp_path / "a" / "solution.py", tmp_path / "b" / "solution.py", tmp_path / "carol"])
+    assert names == ["a-solution", "b-solution", "carol"]
+    assert result_names([tmp_path / "a" / "solution.py", tmp_path / "x" / "a" / "solution.py"]) == \
+        [f"{tmp_path.name}-a-solution", "x-a-solution"]
+    assert result_names([tmp_path / "carol", tmp_path / "carol.py"]) == ["carol", "carol-2"]
+    assert result_names([tmp_path / "b" / "solution.py"]) == ["solution"], "a lone submission keeps its name"

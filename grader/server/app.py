@@ -6,8 +6,10 @@ the contract is written down in docs/server.md and served as OpenAPI at ``/opena
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -110,7 +112,7 @@ async def submit(request: Request, service: Svc, who: Who, exercise: Annotated[s
     """Upload the raw bytes of solution.py, a notebook or a .zip; answers 202 once it is queued."""
     tmp = service.data / INCOMING / uuid.uuid4().hex
     try:
-        await _receive(request, tmp, service.max_upload_bytes)
+        await _receive(request, tmp, service)
         row = await run_in_threadpool(service.accept, who, exercise, filename, tmp)
     finally:
         tmp.unlink(missing_ok=True)
@@ -182,22 +184,46 @@ def create_app(service: Service) -> FastAPI:
     return app
 
 
-async def _receive(request: Request, dest: Path, limit: int) -> None:
-    """Stream the body to ``dest``, refusing what is over ``limit`` (413) or of unknown length (411)."""
+async def _chunks(request: Request, idle_s: float, total_s: float) -> AsyncIterator[bytes]:
+    """The body's chunks, or a 408 once no byte came for ``idle_s`` or the whole took over ``total_s``.
+
+    A stalled upload otherwise holds its connection (and a file handle) open for good: a few hundred of
+    them would starve the students actually submitting.
+    """
+    stream = request.stream().__aiter__()
+    deadline = asyncio.get_running_loop().time() + total_s
+    while True:
+        left = deadline - asyncio.get_running_loop().time()
+        try:
+            chunk = await asyncio.wait_for(stream.__anext__(), timeout=max(min(idle_s, left), 0.0))
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise Refusal(408, f"the upload stalled: nothing arrived for {idle_s:g} s, or it took over {total_s:g} s "
+                               "in all; check your connection and submit again",
+                          {"Connection": "close"}) from None
+        yield chunk
+
+
+async def _receive(request: Request, dest: Path, service: Service) -> None:
+    """Stream the body to ``dest``, refusing what is over the limit (413), of unknown length (411) or
+    stalled (408)."""
+    limit = service.max_upload_bytes
     declared = request.headers.get("content-length")
     if declared is None or not declared.isdigit():
         raise Refusal(411, "send the upload with a Content-Length header (grader submit does)")
     mb = limit / 1024 / 1024
     too_big = Refusal(413, f"the upload is {int(declared) / 1024 / 1024:.1f} MB; at most {mb:g} MB is accepted: "
                            "leave data files, checkpoints and virtualenvs out of the submission")
+    chunks = _chunks(request, service.upload_idle_s, service.upload_total_s)
     if int(declared) > limit:
         if int(declared) <= DRAIN_LIMIT:
-            async for _ in request.stream():
+            async for _ in chunks:
                 pass
         raise too_big
     size = 0
     with dest.open("wb") as fh:
-        async for chunk in request.stream():
+        async for chunk in chunks:
             size += len(chunk)
             if size > limit:
                 raise too_big

@@ -39,6 +39,8 @@ SUFFIXES = (".py", ".ipynb", ".zip")
 DEFAULT_RATE_LIMIT = {"max_submissions": 10, "per_hours": 1}
 LINK_TTL_S = 7 * 86_400
 INCOMING = ".incoming"
+UPLOAD_IDLE_S = 15.0
+UPLOAD_TOTAL_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,9 @@ class Service:
     #: the roster file, reread when it changes: a student added mid-term needs no restart
     roster_path: Path | None = None
     max_upload_bytes: int = 5 * 1024 * 1024
+    #: an upload with no byte for this long, or not complete after the total, is dropped (408)
+    upload_idle_s: float = UPLOAD_IDLE_S
+    upload_total_s: float = UPLOAD_TOTAL_S
     policies: list[Any] = field(default_factory=list)
     release: Release = field(default_factory=lambda: Release({}))
     secret: bytes = b""
@@ -153,6 +158,8 @@ class Service:
                                "or a folder (grader submit zips it for you)")
         if suffix == ".zip":
             self._check_archive(upload, Path(filename).name)
+        elif suffix == ".ipynb":
+            self._check_notebook(upload, Path(filename).name)
         stored = {".py": "solution.py", ".zip": "submission.zip"}.get(suffix) or \
             f"{safe_name(Path(filename).stem) if Path(filename).stem.strip('.') else 'notebook'}.ipynb"
         sid = uuid.uuid4().hex
@@ -177,6 +184,14 @@ class Service:
                 safe_extract(upload, Path(tmp), ArchiveLimits(MAX_FILES, MAX_FILE_BYTES, MAX_TOTAL_BYTES))
             except ArchiveError as exc:
                 raise Refusal(422, f"the archive was refused: {str(exc).replace(upload.name, name)}") from None
+
+    def _check_notebook(self, upload: Path, name: str) -> None:
+        from grader.notebook import NotebookError, to_source
+
+        try:
+            to_source(upload)
+        except NotebookError as exc:
+            raise Refusal(422, f"the notebook was refused: {str(exc).replace(upload.name, name)}") from None
 
     def _admit(self, student: str, exercise: str, received_at: str, earlier: list[str]) -> None:
         """Runs inside the queue's insert transaction, so two uploads at once cannot both slip past a limit."""
@@ -277,7 +292,9 @@ class Service:
         return expires, mac
 
     def verify(self, sid: str, view: str, expires: int, sig: str) -> bool:
-        return expires >= time.time() and hmac.compare_digest(self.sign(sid, view, expires)[1], sig)
+        # as bytes: compare_digest refuses a str with non-ASCII characters, and a link's sig is anyone's to type
+        given = sig.encode("utf-8", "replace")
+        return expires >= time.time() and hmac.compare_digest(self.sign(sid, view, expires)[1].encode(), given)
 
 
 def open_service(db: Path, roster: Path, registries: Registries, settings: Settings, class_file: Path | None,
