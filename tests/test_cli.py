@@ -138,3 +138,17 @@ def test_cli_grade_missing_submission_is_a_usage_error_before_grading(run, tmp_p
     result = run("grade", "sample-add", "good.py", "nope.py", "--out", "out")
     assert result.exit_code == 2 and "nope.py" in result.output and "does not exist" in result.output
     assert not (tmp_path / "out").exists(), "nothing is graded when an argument is wrong"
+
+
+def test_cli_failing_check_gives_its_advice_once(run, tmp_path):
+    (tmp_path / "wrong.py").write_text("def add(a, b):\n    return a - b\n\ndef scale(t, k):\n    return t * k\n")
+    result = run("grade", "sample-add", "wrong.py", "--out", "out")
+    assert result.exit_code == 0, result.output
+    doc = json.loads((tmp_path / "out" / "wrong" / "sample-add" / "results.json").read_text())
+    failed = [t for t in doc["tests"] if t["status"] == "failed"]
+    assert failed
+    for test in failed:
+        advice = test["output"].splitlines()[0].split("] ", 1)[1]
+        assert test["output"].count(advice) == 1, test["output"]
+    checked = run("check", "sample-add", "wrong.py", "-v")
+    assert checked.output.count("add(2, 3) is wrong") == 1, checked.output
