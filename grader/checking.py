@@ -44,7 +44,8 @@ def classify(exc: BaseException) -> tuple[Status, str, str]:
         return exc.status, exc.message, exc.detail
     if isinstance(exc, (AssertionError, pytest.fail.Exception)):
         text = str(exc).strip() or "assertion failed"
-        return Status.FAIL, text.splitlines()[0], text
+        first, _, rest = text.partition("\n")
+        return Status.FAIL, first, rest.strip("\n")  # the message leads every view: the output is what follows
     if isinstance(exc, SandboxStartError):
         return Status.GRADER_ERROR, f"{exc} (not graded: no points are lost for this)", ""
     if isinstance(exc, RefusedJob):
