@@ -29,6 +29,7 @@ from grader.remote import (
     WorkerSession,
     WorkerTimeout,
 )
+from grader.sandbox import JOB_FILES
 
 MESSAGE_LIMIT = 500
 
@@ -243,6 +244,12 @@ class GraderPlugin:
     def exercise_dir(self) -> Path:
         """The exercise folder (for data files shipped with the checks)."""
         return Path(self.cfg["exercise_dir"])
+
+    @pytest.fixture(scope="session")
+    def job_files(self) -> testing.JobFiles:
+        """Files handed to the student's code (read-only there) and a folder both sides write."""
+        isolated = bool(getattr(self.session.sandbox, "isolates_filesystem", True)) if self.session else True
+        return testing.JobFiles(Path(self.cfg["job_dir"]) / "files", JOB_FILES if isolated else None)
 
 
 _META = pytest.StashKey[tuple[float, Visibility]]()

@@ -25,6 +25,7 @@ from grader.sandbox import Limits, WorkerSpec, install_worker
 def _spec_factory(cfg: dict[str, Any]) -> Any:
     job = Path(cfg["job_dir"])
     worker_dir = install_worker(job / "worker")
+    files = job_files_dir(job)
     counter = [0]
 
     def make() -> WorkerSpec:
@@ -40,9 +41,21 @@ def _spec_factory(cfg: dict[str, Any]) -> Any:
             secret_paths=tuple(Path(p) for p in cfg["secret_paths"]),
             readonly_paths=tuple(Path(p) for p in cfg.get("readonly_paths", [])),
             device=cfg.get("device", "cpu"),
+            files_dir=files,
         )
 
     return make
+
+
+def job_files_dir(job: Path) -> Path:
+    """The job's hand-over folder: ``in/`` (the checks write, the student reads) and ``shared/`` (both write)."""
+    files = job / "files"
+    (files / "in").mkdir(parents=True, mode=0o755)
+    (files / "shared").mkdir(mode=0o755)
+    os.chmod(files, 0o755)
+    # the worker runs as a uid of the job's own: the shared folder is its to write (the job folder is 0711)
+    os.chmod(files / "shared", 0o1777)
+    return files
 
 
 def run(cfg: dict[str, Any]) -> int:

@@ -23,6 +23,9 @@ from pathlib import Path
 from typing import IO, Protocol, runtime_checkable
 
 WORKER_FILES = {"_grader_wire.py": "wire.py", "_grader_worker.py": "worker.py"}
+#: where a backend that isolates the filesystem mounts :attr:`WorkerSpec.files_dir` (read-only, except its
+#: ``shared/`` folder); a backend that does not isolate it leaves the folder at its host path
+JOB_FILES = "/job-files"
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,8 @@ class WorkerSpec:
     readonly_paths: tuple[Path, ...] = ()
     python: str = sys.executable
     device: str = "cpu"
+    #: files the checks hand to the student (``in/``, read-only there) and a ``shared/`` folder both sides write
+    files_dir: Path | None = None
 
 
 @dataclass(frozen=True)

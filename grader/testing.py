@@ -6,6 +6,7 @@ Everything here runs in the trusted process, on data that already crossed the bo
 from __future__ import annotations
 
 import random
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from grader.remote import (  # re-exported for checks
@@ -20,6 +21,7 @@ from grader.remote import (  # re-exported for checks
 
 __all__ = [
     "BoundaryError",
+    "JobFiles",
     "StudentCodeError",
     "StudentError",
     "SubmissionLoadError",
@@ -27,11 +29,22 @@ __all__ = [
     "WorkerOOM",
     "WorkerTimeout",
     "assert_tensor_close",
+    "expect_close",
+    "expect_tensor",
     "expect_type",
     "record",
     "seed_everything",
     "tensor_report",
+    "tolerance",
 ]
+
+#: used when a profile names no tolerance for a dtype: a few ulps of accumulated rounding in each
+DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
+    "float64": (1e-9, 1e-10),
+    "float32": (1e-4, 1e-5),
+    "bfloat16": (2e-2, 2e-2),
+    "float16": (2e-3, 2e-3),
+}
 
 _DETAILS: list[dict[str, Any]] = []
 
@@ -167,3 +180,125 @@ def _compare(actual: Any, expected: Any, rtol: float, atol: float, name: str, ch
             f"(got {report['worst_actual']}, expected {report['worst_expected']}); "
             f"NaN: {report['nan_count']}, Inf: {report['inf_count']}"
         )
+
+
+def _dtype_name(dtype: Any) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def tolerance(targets: Any, dtype: Any, scale: float = 1.0) -> dict[str, float]:
+    """``{"rtol":, "atol":}`` for ``dtype`` from the active profile's ``<dtype>_rtol`` / ``<dtype>_atol`` keys.
+
+    ``targets`` is the ``targets`` fixture (or any mapping, or ``None``); a dtype the profile does not name
+    takes :data:`DEFAULT_TOLERANCES`.  ``scale`` widens both (for a longer chain of operations, say).
+    """
+    name = _dtype_name(dtype)
+    rtol, atol = DEFAULT_TOLERANCES.get(name, DEFAULT_TOLERANCES["float32"])
+    targets = targets or {}
+    return {"rtol": float(targets.get(f"{name}_rtol", rtol)) * scale,
+            "atol": float(targets.get(f"{name}_atol", atol)) * scale}
+
+
+def expect_tensor(value: Any, shape: Any = None, dtype: Any = None, what: str = "output") -> Any:
+    """Fail (not crash) unless ``value`` is a tensor of ``shape`` (``None`` entries match any size) and ``dtype``.
+
+    Returns the tensor, so a check can go on with it: ``out = expect_tensor(student.f(x), (2, None), what="f(x)")``.
+    """
+    import torch
+
+    expect_type(value, torch.Tensor, what)
+    if shape is not None:
+        want = tuple(shape)
+        got = tuple(value.shape)
+        if len(got) != len(want) or any(w is not None and w != g for w, g in zip(want, got, strict=False)):
+            shown = "(" + ", ".join("*" if w is None else str(w) for w in want) + ")"
+            raise AssertionError(f"{what} has shape {got}, expected {shown}")
+    if dtype is not None and value.dtype != dtype:
+        raise AssertionError(f"{what} has dtype {_dtype_name(value.dtype)}, expected {_dtype_name(dtype)}")
+    return value
+
+
+def expect_close(
+    actual: Any,
+    expected: Any,
+    *,
+    targets: Any = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+    what: str = "output",
+    advice: str = "",
+    diagnose: Any = None,
+    equal_nan: bool = False,
+    check_dtype: bool = True,
+) -> None:
+    """:func:`assert_tensor_close` with the tolerance of the active profile for ``expected``'s dtype.
+
+    Explicit ``rtol``/``atol`` win over ``targets``.  When the values differ, ``diagnose(actual, expected)``
+    may name the specific mistake (a string leads the message, before ``advice``); it returns ``None`` when
+    it does not recognise one.  A diagnose function that raises is a bug in the check, never hidden.
+    """
+    tol = tolerance(targets, getattr(expected, "dtype", "float32"))
+    rtol = tol["rtol"] if rtol is None else rtol
+    atol = tol["atol"] if atol is None else atol
+    try:
+        _compare(actual, expected, rtol, atol, what, check_dtype, equal_nan)
+    except AssertionError as exc:
+        lines = []
+        if diagnose is not None and _values_compared(actual, expected):
+            named = diagnose(actual, expected)
+            if named:
+                lines.append(str(named))
+        if advice and advice not in lines:
+            lines.append(advice)
+        if lines:
+            raise AssertionError("\n".join([*lines, str(exc)])) from None
+        raise
+
+
+def _values_compared(actual: Any, expected: Any) -> bool:
+    import torch
+
+    return isinstance(actual, torch.Tensor) and tuple(actual.shape) == tuple(expected.shape)
+
+
+class JobFiles:
+    """The ``job_files`` fixture: files a check hands to the student's code, and a folder both sides write.
+
+    ``in/`` is read-only inside the sandbox, so a submission cannot change the data it is graded on;
+    ``shared/`` is writable by both (a Unix socket the student's server listens on, files the student's
+    code writes for the check to read).  Paths given to student code are the paths *it* sees.
+    """
+
+    def __init__(self, root: Path, mount: str | None) -> None:
+        self.root = root
+        self._mount = mount  # where the sandbox shows ``root``; None: at its host path
+
+    @property
+    def isolated(self) -> bool:
+        """Whether the sandbox enforces ``in/`` as read-only (the weak ``process`` backend cannot)."""
+        return self._mount is not None
+
+    def _inside(self, host: Path) -> str:
+        if self._mount is None:
+            return str(host)
+        return str(PurePosixPath(self._mount) / host.relative_to(self.root).as_posix())
+
+    def write(self, relpath: str, data: bytes | str, encoding: str = "utf-8") -> str:
+        """Write ``data`` to ``in/<relpath>`` and return the path the student's code reads it at."""
+        rel = PurePosixPath(relpath)
+        if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+            raise ValueError(f"job_files.write needs a relative path inside the folder, got {relpath!r}")
+        host = self.root / "in" / rel
+        host.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+        host.write_bytes(data.encode(encoding) if isinstance(data, str) else data)
+        host.chmod(0o644)
+        return self._inside(host)
+
+    def path(self, relpath: str = "") -> str:
+        """The student-side path of ``in/<relpath>`` (a folder written with :meth:`write`, say)."""
+        return self._inside(self.root / "in" / relpath) if relpath else self._inside(self.root / "in")
+
+    def shared_dir(self) -> tuple[Path, str]:
+        """``(host path, student-side path)`` of the folder both sides may write."""
+        host = self.root / "shared"
+        return host, self._inside(host)

@@ -16,7 +16,16 @@ import subprocess
 from pathlib import Path
 
 from grader import hookimpl
-from grader.sandbox import Isolation, ProcessWorker, WorkerSpec, python_roots, sandbox_uid, secrets_under, worker_env
+from grader.sandbox import (
+    JOB_FILES,
+    Isolation,
+    ProcessWorker,
+    WorkerSpec,
+    python_roots,
+    sandbox_uid,
+    secrets_under,
+    worker_env,
+)
 
 SUBMISSION = "/submission"
 SCRATCH = "/scratch"
@@ -102,6 +111,9 @@ class BwrapSandbox:
         for secret in secrets_under([*roots, Path("/usr"), *extra], spec.secret_paths):
             argv += ["--tmpfs", str(secret)]
         argv += ["--ro-bind", str(spec.submission_dir), SUBMISSION]
+        if spec.files_dir is not None:
+            argv += ["--ro-bind", str(spec.files_dir), JOB_FILES,
+                     "--bind", str(spec.files_dir / "shared"), f"{JOB_FILES}/shared"]
         argv += ["--ro-bind", str(spec.worker_dir), WORKER, "--chdir", SCRATCH]
         for key, value in worker_env(spec, home="/tmp").items():
             argv += ["--setenv", key, value]

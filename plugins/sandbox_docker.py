@@ -29,7 +29,7 @@ from typing import Any
 
 from grader import hookimpl
 from grader.gpus import GpuLease, NoGPU, acquire
-from grader.sandbox import ExitInfo, Isolation, WorkerSpec, python_roots, secrets_under, worker_env
+from grader.sandbox import JOB_FILES, ExitInfo, Isolation, WorkerSpec, python_roots, secrets_under, worker_env
 
 IMAGE_ENV = "GRADER_DOCKER_IMAGE"
 DEFAULT_IMAGE = "grader-worker:latest"
@@ -309,6 +309,9 @@ def _mounts(spec: WorkerSpec, host: bool) -> list[Any]:
         Mount(SUBMISSION, str(spec.submission_dir), type="bind", read_only=True),
         Mount(WORKER, str(spec.worker_dir), type="bind", read_only=True),
     ]
+    if spec.files_dir is not None:
+        mounts += [Mount(JOB_FILES, str(spec.files_dir), type="bind", read_only=True),
+                   Mount(f"{JOB_FILES}/shared", str(spec.files_dir / "shared"), type="bind", read_only=False)]
     extra = [Path(p).resolve() for p in spec.readonly_paths]
     bound: list[Path] = []
     if host:
