@@ -72,7 +72,10 @@ def main() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
 def list_cmd(as_json: bool) -> None:
     """List the exercises: id, level, title, points, device."""
-    exercises = _registries().exercises.ordered()
+    registry = _registries().exercises
+    exercises = registry.ordered()
+    for ex_id, why in sorted(registry.broken.items()):  # listed, not hidden: an author must see why
+        click.secho(f"warning: exercise {ex_id!r} cannot be loaded: {why}", fg="yellow", err=True)
     if as_json:
         click.echo(json.dumps([e.summary_dict() for e in exercises], indent=2))
         return
@@ -261,6 +264,12 @@ for _command in [*_SERVER_COMMANDS, *_CLIENT_COMMANDS]:
 from grader.cli_assets import assets as _assets_group  # noqa: E402
 
 main.add_command(_assets_group)
+
+# for exercise authors: new-exercise, check-exercise, exercise-schema
+from grader.cli_authoring import COMMANDS as _AUTHORING_COMMANDS  # noqa: E402
+
+for _command in _AUTHORING_COMMANDS:
+    main.add_command(_command)
 
 
 if __name__ == "__main__":

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import re
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from grader import exercise_spec
 from grader.errors import PluginError, UnknownName
+from grader.exercise_spec import LEVELS
 from grader.models import Exercise
 
 T = TypeVar("T")
-_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
-LEVELS = ("foundation", "intermediate", "advanced", "expert")
+__all__ = ["LEVELS", "ExerciseRegistry", "ReporterRegistry", "SandboxRegistry", "load_exercise"]
 
 
 class _Registry(Generic[T]):
@@ -62,74 +62,66 @@ class ExerciseRegistry(_Registry[Exercise]):
     def __init__(self) -> None:
         super().__init__()
         self.source = "builtin"
+        #: exercise id (its folder's name) -> why it could not be loaded
+        self.broken: dict[str, str] = {}
 
     def _key(self, item: Exercise) -> str:
         return item.id
 
-    def add_folder(self, folder: Path, reference: Path | None = None) -> Exercise:
-        """Register the exercise in ``folder`` (``exercise.toml``, ``stub/``, ``checks/``)."""
-        exercise = load_exercise(Path(folder), reference, source=self.source)
+    def add_folder(self, folder: Path, reference: Path | None = None) -> Exercise | None:
+        """Register the exercise in ``folder`` (``exercise.toml``, ``stub/``, ``checks/``).
+
+        An exercise that breaks the contract (unknown keys, markers that do not add up...) is kept in
+        :attr:`broken` with the reason, and ``None`` returned: the other exercises stay usable, and
+        ``grader list`` / ``grader check-exercise`` say what is wrong.  Duplicate ids still raise.
+        """
+        try:
+            exercise = load_exercise(Path(folder), reference, source=self.source)
+        except PluginError as exc:
+            self.broken[Path(folder).name] = str(exc)
+            return None
         self.add(exercise)
         return exercise
+
+    def get(self, key: str) -> Exercise:
+        if key in self.broken and key not in self._items:
+            raise PluginError(f"exercise {key!r} cannot be loaded: {self.broken[key]}")
+        return super().get(key)
 
     def ordered(self) -> list[Exercise]:
         return sorted(self, key=lambda e: (e.roadmap or 1000, e.id))
 
 
 def load_exercise(folder: Path, reference: Path | None, source: str) -> Exercise:
+    """Read and validate ``folder/exercise.toml`` (see :mod:`grader.exercise_spec`) and the folder's layout."""
     meta_path = folder / "exercise.toml"
     try:
         meta = tomllib.loads(meta_path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise PluginError(f"{meta_path}: {exc}") from None
-    missing = {"id", "title", "level", "points"} - set(meta)
-    if missing:
-        raise PluginError(f"{meta_path}: missing {', '.join(sorted(missing))}")
-    ex_id = str(meta["id"])
-    if not _ID.match(ex_id):
-        raise PluginError(f"{meta_path}: id {ex_id!r} must be lower-case letters, digits and dashes")
-    if meta["level"] not in LEVELS:
-        raise PluginError(f"{meta_path}: level must be one of {', '.join(LEVELS)}")
+    spec = exercise_spec.parse(meta, meta_path)
     for sub in ("stub", "checks/public"):
         if not (folder / sub).is_dir():
             raise PluginError(f"{folder}: an exercise needs a {sub}/ folder")
-    limits = meta.get("limits", {})
-    assets, profiles = _assets_and_profiles(meta, meta_path)
+    exercise_spec.check_points(folder / "checks", float(spec["points"]), meta_path)
+    limits = spec["limits"]
     return Exercise(
-        id=ex_id,
-        title=str(meta["title"]),
-        level=str(meta["level"]),
-        points=float(meta["points"]),
+        id=spec["id"],
+        title=str(spec["title"]),
+        level=spec["level"],
+        points=float(spec["points"]),
         stub_dir=folder / "stub",
         checks_dir=folder / "checks",
         reference_dir=reference if reference is not None and reference.is_dir() else None,
-        version=str(meta.get("version", "1")),
-        device=str(meta.get("device", "cpu")),
-        roadmap=meta.get("roadmap"),
-        summary=str(meta.get("summary", "")),
-        check_timeout_s=float(limits.get("check_timeout_s", 60)),
-        import_timeout_s=float(limits.get("import_timeout_s", 60)),
-        submission_timeout_s=float(limits.get("submission_timeout_s", 600)),
-        memory_mb=int(limits.get("memory_mb", 3072)),
+        version=str(spec["version"]),
+        device=spec["device"],
+        roadmap=spec["roadmap"],
+        summary=spec["summary"],
+        check_timeout_s=float(limits["check_timeout_s"]),
+        import_timeout_s=float(limits["import_timeout_s"]),
+        submission_timeout_s=float(limits["submission_timeout_s"]),
+        memory_mb=int(limits["memory_mb"]),
         source=source,
-        assets=assets,
-        profiles=profiles,
+        assets=tuple(spec["assets"]),
+        profiles=spec["profiles"],
     )
-
-
-def _assets_and_profiles(meta: dict[str, Any], meta_path: Path) -> tuple[tuple[str, ...], dict[str, Any]]:
-    """``assets = [...]`` (names, never paths) and the ``[profiles.cpu]`` / ``[profiles.gpu]`` targets."""
-    assets = meta.get("assets", [])
-    if not isinstance(assets, list) or not all(isinstance(a, str) and _ID.match(a) for a in assets):
-        raise PluginError(f'{meta_path}: assets must be a list of asset names such as "encoder-small"')
-    profiles = meta.get("profiles", {})
-    if not isinstance(profiles, dict) or not set(profiles) <= {"cpu", "gpu"} or not all(
-        isinstance(v, dict) for v in profiles.values()
-    ):
-        raise PluginError(f"{meta_path}: [profiles.cpu] and [profiles.gpu] are the only profile tables")
-    if profiles and "cpu" not in profiles:
-        raise PluginError(f"{meta_path}: declare [profiles.cpu] targets too (the default profile)")
-    if profiles and meta.get("device", "cpu") != "cpu" and "gpu" not in profiles:
-        raise PluginError(f"{meta_path}: a {meta.get('device')} exercise is graded with the gpu profile on a GPU: "
-                          "declare [profiles.gpu] targets too")
-    return tuple(assets), profiles

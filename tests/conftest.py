@@ -109,3 +109,16 @@ GOOD_SAMPLE = "def add(a, b):\n    return a + b\n\n\ndef scale(t, k):\n    retur
 @pytest.fixture
 def good_sample() -> str:
     return GOOD_SAMPLE
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The curriculum self-test's grading time per exercise (a figure to watch as the course grows)."""
+    module = sys.modules.get("test_curriculum") or next(
+        (m for name, m in sys.modules.items() if name.endswith("test_curriculum")), None)
+    times = getattr(module, "TIMES", None)
+    if not times:
+        return
+    terminalreporter.section("curriculum self-test: grading time per exercise")
+    for exercise_id, seconds in sorted(times.items(), key=lambda kv: -kv[1]):
+        terminalreporter.write_line(f"{exercise_id:<26} {seconds:7.1f} s")
+    terminalreporter.write_line(f"{'total':<26} {sum(times.values()):7.1f} s")

@@ -1,0 +1,143 @@
+"""The authoring kit: the exercise.toml schema, `grader new-exercise`, `grader check-exercise`, mutations."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from grader import discrimination, exercise_spec
+from grader.cli import main
+from grader.errors import PluginError
+from grader.registry import ExerciseRegistry
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "authoring-exercises.md"
+
+
+def _scaffold(tmp_path: Path, ex_id: str = "demo-x", points: int = 3) -> Path:
+    result = CliRunner().invoke(main, ["new-exercise", ex_id, "--level", "foundation", "--points", str(points),
+                                       "--course", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    return tmp_path / "exercises" / ex_id
+
+
+def _registry(folder: Path) -> ExerciseRegistry:
+    registry = ExerciseRegistry()
+    registry.add_folder(folder, reference=folder.parent.parent / "reference" / folder.name)
+    return registry
+
+
+def test_spec_refuses_unknown_keys_and_suggests_the_spelling(tmp_path):
+    folder = _scaffold(tmp_path)
+    toml = folder / "exercise.toml"
+    toml.write_text(toml.read_text().replace("check_timeout_s =", "check_timout_s ="))
+    registry = _registry(folder)
+    assert "demo-x" not in registry
+    why = registry.broken["demo-x"]
+    assert "unknown key 'check_timout_s'" in why and "did you mean 'check_timeout_s'" in why
+    with pytest.raises(PluginError, match="cannot be loaded"):
+        registry.get("demo-x")
+
+
+@pytest.mark.parametrize("edit,expected", [
+    (('device = "cpu"', 'device = "cuda"'), "device must be one of cpu, gpu-optional, gpu"),
+    (("points = 3", "points = 4"), "markers add up to 3, but points = 4"),
+    (("points = 3", 'points = "3"'), "points must be a integer or number"),
+    (('level = "foundation"', 'level = "beginner"'), "level must be one of"),
+    (("[profiles.cpu]", "[profiles.tpu]"), "[profiles.tpu] is not a profile"),
+])
+def test_spec_names_each_broken_rule(tmp_path, edit, expected):
+    folder = _scaffold(tmp_path)
+    toml = folder / "exercise.toml"
+    toml.write_text(toml.read_text().replace(*edit))
+    assert expected in _registry(folder).broken["demo-x"]
+
+
+def test_spec_refuses_a_check_without_points_and_a_parametrized_check(tmp_path):
+    folder = _scaffold(tmp_path)
+    public = next((folder / "checks" / "public").glob("test_*.py"))
+    public.write_text(public.read_text() + "\n\n@pytest.mark.parametrize('x', [1, 2])\ndef test_more(x):\n    pass\n")
+    why = _registry(folder).broken["demo-x"]
+    assert "test_more is parametrized" in why
+
+
+def test_spec_one_broken_exercise_leaves_the_others_usable(tmp_path):
+    good, bad = _scaffold(tmp_path, "good-x"), _scaffold(tmp_path, "bad-x")
+    (bad / "exercise.toml").write_text((bad / "exercise.toml").read_text() + "\nsurprise = 1\n")
+    registry = ExerciseRegistry()
+    for folder in (good, bad):
+        registry.add_folder(folder)
+    assert registry.get("good-x").points == 3
+    assert "surprise" in registry.broken["bad-x"]
+
+
+def test_spec_docs_table_is_the_schema():
+    text = DOCS.read_text(encoding="utf-8")
+    assert exercise_spec.markdown_table() in text, "regenerate it with `grader exercise-schema --markdown`"
+
+
+def test_spec_json_schema_describes_every_key():
+    schema = json.loads(CliRunner().invoke(main, ["exercise-schema"]).output)
+    assert schema["additionalProperties"] is False
+    assert set(schema["properties"]) == {f.name for f in exercise_spec.FIELDS} | {"limits", "profiles"}
+    assert set(schema["properties"]["limits"]["properties"]) == {f.name for f in exercise_spec.LIMITS}
+
+
+def test_new_exercise_refuses_to_overwrite_and_bad_ids(tmp_path):
+    _scaffold(tmp_path)
+    again = CliRunner().invoke(main, ["new-exercise", "demo-x", "--level", "foundation", "--points", "3",
+                                      "--course", str(tmp_path)])
+    assert again.exit_code == 2 and "already exists" in again.output
+    bad = CliRunner().invoke(main, ["new-exercise", "Demo_X", "--level", "foundation", "--points", "3",
+                                    "--course", str(tmp_path)])
+    assert bad.exit_code == 2 and "lower-case" in bad.output
+
+
+def test_new_exercise_writes_every_schema_key(tmp_path):
+    text = (_scaffold(tmp_path) / "exercise.toml").read_text()
+    for f in (*exercise_spec.FIELDS, *exercise_spec.LIMITS):
+        assert re.search(rf"^#? ?{f.name} = ", text, re.MULTILINE), f.name
+
+
+def test_check_exercise_reports_a_check_no_wrong_solution_loses(tmp_path, monkeypatch):
+    _scaffold(tmp_path)
+    table = tmp_path / "tests" / "curriculum" / "demo-x" / "mutations.toml"
+    table.write_text(table.read_text().split("\n[[mutation]]\nname = \"no-max")[0])
+    monkeypatch.setenv("GRADER_EXERCISES", str(tmp_path))
+    result = CliRunner().invoke(main, ["check-exercise", "demo-x"])
+    assert result.exit_code == 1
+    assert "no wrong solution loses test_softmax_is_stable_for_large_logits" in result.output
+
+
+def test_mutation_must_match_the_reference_exactly_once(tmp_path):
+    folder = _scaffold(tmp_path)
+    wrongs = discrimination.wrong_solutions(tmp_path / "tests" / "curriculum" / "demo-x")
+    assert [w.name for w in wrongs] == ["wrong_sum_over_wrong_dim", "wrong_no_max_subtraction"]
+    reference = tmp_path / "reference" / "demo-x"
+    made = wrongs[0].materialize(reference, tmp_path / "m")
+    assert "e.sum(dim=0" in (made / "solution.py").read_text()
+    (reference / "solution.py").write_text((reference / "solution.py").read_text().replace("keepdim=True)\n", ")\n"))
+    with pytest.raises(PluginError, match="occurs 0 times"):
+        wrongs[0].materialize(reference, tmp_path / "m2")
+    assert folder.is_dir()
+
+
+def test_wrong_solution_files_need_their_header(tmp_path):
+    (tmp_path / "wrong_x.py").write_text("def f():\n    pass\n")
+    with pytest.raises(PluginError, match="# wrong:"):
+        discrimination.wrong_solutions(tmp_path)
+
+
+@pytest.mark.slow
+def test_check_exercise_discrimination_passes_on_a_fresh_scaffold(tmp_path, monkeypatch):
+    """The issue's own words: new-exercise in an empty folder, then check-exercise --discrimination exits 0."""
+    monkeypatch.chdir(tmp_path)
+    assert CliRunner().invoke(main, ["new-exercise", "demo-x", "--level", "foundation", "--points", "3"]).exit_code == 0
+    monkeypatch.setenv("GRADER_EXERCISES", ".")
+    result = CliRunner().invoke(main, ["check-exercise", "demo-x", "--discrimination"])
+    assert result.exit_code == 0, result.output
+    for label in ("reference", "stub", "wrong_sum_over_wrong_dim", "wrong_no_max_subtraction"):
+        assert re.search(rf"✔ {label}\s", result.output), result.output
