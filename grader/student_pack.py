@@ -6,15 +6,14 @@ Layout (what ``$GRADER_EXERCISES`` reads, see :mod:`grader.builtin.exercises_pat
     PACK/exercises/<id>/exercise.toml, stub/, checks/ (without hidden/)
     PACK/answers/<id>/solution.py, answers.json      (see grader.answers; with --answers)
 
-The pack is built in a temporary folder, searched for every distinctive line and string literal of
-the references and hidden checks (and for byte-identical copies of their files), and only then
-renamed into place: a pack that would leak is never written.
+The pack is built in a temporary folder, searched for text specific to the references and hidden checks
+(:mod:`grader.leaks`: token runs, literals and held-out data that no public file shows) and for
+byte-identical copies of their files, and only then renamed into place: a pack that would leak is never
+written, and the refusal names both places.
 """
 
 from __future__ import annotations
 
-import ast
-import contextlib
 import json
 import os
 import shutil
@@ -22,14 +21,12 @@ import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from grader import answers, engine
+from grader import answers, engine, leaks
 from grader.config import Settings
 from grader.errors import GraderError
 from grader.models import Exercise
 from grader.plugins import Registries
 
-MIN_LINE = 20
-MIN_LITERAL = 12
 README = """# Student pack
 
 Exercises: {ids}
@@ -59,8 +56,8 @@ class PackReport:
             out.append(f"  {ex}: stub, public checks, {self.recorded.get(ex, 0)} recorded answer(s)")
             out.extend(f"    warning: {c} cannot run in the pack ({why})" for c, why in
                        (item.split("\t", 1) for item in self.unrecorded.get(ex, [])))
-        out.append(f"Verified: none of {self.searched} distinctive lines and literals of the references and "
-                   "hidden checks occurs in the pack.")
+        out.append(f"Verified: none of {self.searched} token runs, literals and data lines specific to the references "
+                   "and hidden checks occurs in the pack.")
         out.append(f"Students: GRADER_EXERCISES={self.path} grader check EXERCISE")
         return out
 
@@ -108,58 +105,18 @@ def record_answers(registries: Registries, exercise: Exercise, settings: Setting
     return len(entries), bad
 
 
-def _text(paths: list[Path]) -> str:
-    return "\n".join(p.read_text(encoding="utf-8", errors="replace") for p in paths)
-
-
-def _distinctive(path: Path, public: str) -> set[str]:
-    """Lines and string literals of ``path`` long enough to identify it, that ``public`` does not contain."""
-    text = path.read_bytes().decode("utf-8", errors="replace")
-    found = {s for line in text.splitlines() if len(s := line.strip()) >= MIN_LINE
-             and not s.startswith(("import ", "from ", "@pytest.mark", "#"))}
-    if path.suffix == ".py":
-        with contextlib.suppress(SyntaxError):
-            found |= {n.value.strip() for n in ast.walk(ast.parse(text)) if isinstance(n, ast.Constant)
-                      and isinstance(n.value, str) and len(n.value.strip()) >= MIN_LITERAL}
-    return {s for s in found if s not in public}
-
-
-def _secret_texts(exercise: Exercise) -> tuple[set[str], set[bytes]]:
-    """What must not be in a pack: distinctive text of the reference and of the hidden checks.
-
-    Reference text counts unless the stub or the public checks already show it; hidden-check text
-    unless any shipped checks file (public checks, conftest, data) does, since hidden checks may reuse
-    those helpers.  A conftest that repeats reference code is therefore a leak.
-    """
-    public = _text(_files(exercise.stub_dir) + _files(exercise.public_checks))
-    hidden = exercise.hidden_checks.resolve()
-    shipped = public + _text([p for p in _files(exercise.checks_dir) if not p.resolve().is_relative_to(hidden)
-                              and p.suffix in (".py", ".txt", ".json", ".toml", ".md")])
-    texts: set[str] = set()
-    for path in _files(exercise.reference_dir):
-        texts |= _distinctive(path, public)
-    for path in _files(exercise.hidden_checks):
-        texts |= _distinctive(path, shipped)
-    blobs = {p.read_bytes() for p in _files(exercise.reference_dir) + _files(exercise.hidden_checks)}
-    return texts, blobs
-
-
 def find_leaks(pack: Path, exercises: list[Exercise]) -> tuple[list[str], int]:
-    """Every (pack file, secret) pair where the pack holds reference or hidden-check text; and how many searched."""
-    texts: set[str] = set()
-    blobs: set[bytes] = set()
-    for ex in exercises:
-        t, b = _secret_texts(ex)
-        texts |= t
-        blobs |= b
-    leaks = []
+    """Every place where ``pack`` holds text specific to a reference or hidden check (see :mod:`grader.leaks`),
+    or a byte-identical copy of such a file; and how many secrets were searched."""
+    found, searched = leaks.find_leaks(pack, exercises)
+    public = {p.read_bytes() for ex in exercises for p in leaks.shipped_files(ex) if p.is_file()}
+    blobs = {p.read_bytes(): p for ex in exercises for p in _files(ex.reference_dir) + _files(ex.hidden_checks)}
+    out = [str(leak) for leak in found]
     for path in _files(pack):
         data = path.read_bytes()
-        if data in blobs and data.strip():
-            leaks.append(f"{path.relative_to(pack)} is a copy of a reference or hidden-check file")
-        content = data.decode("utf-8", errors="replace")
-        leaks.extend(f"{path.relative_to(pack)} contains {secret[:60]!r}" for secret in texts if secret in content)
-    return leaks, len(texts)
+        if data.strip() and data in blobs and data not in public:
+            out.append(f"{path.relative_to(pack)} is a copy of {blobs[data]}")
+    return out, searched
 
 
 def build_pack(registries: Registries, dest: Path, exercise_ids: list[str], settings: Settings,
@@ -178,11 +135,12 @@ def build_pack(registries: Registries, dest: Path, exercise_ids: list[str], sett
                 report.recorded[ex.id], report.unrecorded[ex.id] = record_answers(
                     registries, ex, settings, tmp / "answers" / ex.id)
         (tmp / "README.md").write_text(README.format(ids=", ".join(report.exercises)), encoding="utf-8")
-        leaks, report.searched = find_leaks(tmp, chosen)
-        if leaks:
+        found, report.searched = find_leaks(tmp, chosen)
+        if found:
+            hint = " (rebuild with --no-answers if the leak is a recorded answer)" if any(
+                x.startswith("answers/") for x in found) else ""
             raise GraderError("the student pack would leak reference or hidden-check text, so it was not written: "
-                              + "; ".join(leaks[:5]) + (" (rebuild with --no-answers if the leak is a recorded "
-                                                        "answer)" if any("answers" in x for x in leaks) else ""))
+                              + "; ".join(found[:5]) + hint)
         if dest.exists():
             dest.rmdir()
         os.replace(tmp, dest)

@@ -120,3 +120,66 @@ def test_student_pack_carries_self_attention_without_its_mistake_catalogue(regis
     bad = subprocess.run([*run, str(wrong)], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 1 and "check the scale, the softmax axis" in bad.stdout, bad.stdout
     assert "did you divide the scores" not in bad.stdout
+
+
+# -- the leak check: precise on honest content, and still refusing planted leaks -------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _copied(tmp_path: Path, ex_id: str):
+    """A copy of a shipped exercise and its reference, loaded as an Exercise (to plant leaks in)."""
+    import shutil
+
+    from grader.registry import load_exercise
+
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(ROOT / "exercises" / ex_id, tmp_path / "exercises" / ex_id, ignore=ignore)
+    shutil.copytree(ROOT / "reference" / ex_id, tmp_path / "reference" / ex_id, ignore=ignore)
+    return load_exercise(tmp_path / "exercises" / ex_id, tmp_path / "reference" / ex_id, source="test")
+
+
+def _leaks(tmp_path: Path, exercises) -> list[str]:
+    from grader.student_pack import _copy_public, find_leaks
+
+    pack = tmp_path / "pack"
+    for ex in exercises:
+        _copy_public(ex, pack / "exercises" / ex.id)
+    return find_leaks(pack, exercises)[0]
+
+
+def test_student_pack_leak_check_passes_the_whole_course(tmp_path):
+    from grader import api
+
+    exercises = [e for e in api.load().exercises.ordered() if e.source == "builtin"]
+    assert len(exercises) >= 6
+    assert _leaks(tmp_path, exercises) == []
+
+
+def test_student_pack_refuses_a_reference_function_copied_into_a_conftest(tmp_path):
+    ex = _copied(tmp_path / "src", "encoder-block")
+    source = (ex.reference_dir / "solution.py").read_text()
+    start = source.index("class EncoderBlock")
+    conftest = ex.checks_dir / "conftest.py"
+    conftest.write_text(conftest.read_text() + "\n\n" + source[start:start + 900])
+    leaks = _leaks(tmp_path, [ex])
+    assert leaks, "a copied reference class must be refused"
+    assert any("exercises/encoder-block/checks/conftest.py:" in x and "reference/encoder-block/solution.py:" in x
+               for x in leaks), leaks
+
+
+def test_student_pack_refuses_a_held_out_sentence_in_a_public_message(tmp_path):
+    ex = _copied(tmp_path / "src", "pretrained-classifier")
+    sentence = (ex.hidden_checks / "data" / "held_out.txt").read_text().splitlines()[1].split("\t", 1)[1]
+    public = next(ex.public_checks.glob("test_*.py"))
+    public.write_text(public.read_text() + f'\n\nEXAMPLE = "for instance: {sentence}"\n')
+    leaks = _leaks(tmp_path, [ex])
+    assert any("held_out.txt:2" in x and sentence[:40] in x for x in leaks), leaks
+
+
+def test_student_pack_refuses_a_hidden_check_copied_into_a_public_helper(tmp_path):
+    ex = _copied(tmp_path / "src", "self-attention")
+    hidden = next(ex.hidden_checks.glob("test_*.py")).read_text()
+    body = hidden[hidden.index("\ndef test_"):][:700]
+    (ex.checks_dir / "helpers.py").write_text(body)
+    assert any("checks/helpers.py" in x and "checks/hidden/" in x for x in _leaks(tmp_path, [ex]))
