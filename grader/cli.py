@@ -231,19 +231,27 @@ def image_skeleton(tag: str) -> None:
 
 
 @main.command()
+@click.argument("exercise", default="sample-softmax")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("grader-demo"), show_default=True)
 @sandbox_option
-def demo(out: Path, sandbox: str | None) -> None:
-    """Grade the packaged sample submission end to end and write its HTML report."""
+def demo(exercise: str, out: Path, sandbox: str | None) -> None:
+    """Grade a sample submission end to end and write its HTML report.
+
+    EXERCISE (default: sample-softmax, which ships with grader) must keep a sample submission in its
+    folder's sample/ (self-attention does, where the course is installed).
+    """
     from grader import api
-    from grader.paths import exercises_root
+    from grader.errors import GraderError
+    from grader.scaffold import SAMPLE, SAMPLE_ID
 
     registries = _registries()
-    sample = exercises_root() / "self-attention" / "sample"
-    result = api.grade(registries, "self-attention", sample, _settings(sandbox=sandbox),
-                       out_dir=out / "sample" / "self-attention")
+    folder = registries.exercises.get(exercise).checks_dir.parent
+    sample = SAMPLE / "submission" if exercise == SAMPLE_ID else folder / "sample"
+    if not sample.is_dir():
+        raise GraderError(f"{exercise} keeps no sample submission (a sample/ folder beside its exercise.toml)")
+    result = api.grade(registries, exercise, sample, _settings(sandbox=sandbox), out_dir=out / "sample" / exercise)
     _print_result(result, verbose=False)
-    click.echo(f"Report: {(out / 'sample' / 'self-attention' / 'report.html').resolve()}")
+    click.echo(f"Report: {(out / 'sample' / exercise / 'report.html').resolve()}")
     sys.exit(3 if result.status.value == "grader_error" else 0)
 
 

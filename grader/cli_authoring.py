@@ -16,8 +16,8 @@ from grader.exercise_spec import LEVELS
 @click.command("new-exercise")
 @click.argument("exercise_id", metavar="ID")
 @click.option("--level", type=click.Choice(LEVELS), required=True, help="Where it sits in the roadmap.")
-@click.option("--points", type=click.IntRange(min=1), required=True,
-              help="Total points (split between one public and one hidden check).")
+@click.option("--points", type=click.IntRange(min=3), required=True,
+              help="Total points, at least 3 (split over two public checks and a hidden one).")
 @click.option("--title", help="One-line title (default: the id in words).")
 @click.option("--course", type=click.Path(file_okay=False, path_type=Path), default=Path("."), show_default=True,
               help="The course folder: exercises/, reference/ and tests/curriculum/ are written under it.")

@@ -15,6 +15,7 @@ from grader.registry import ExerciseRegistry, ReporterRegistry, SandboxRegistry
 
 #: built-in plugins, registered exactly like third-party ones
 DEFAULT_PLUGINS = (
+    "grader.builtin.exercises_sample",
     "grader.builtin.exercises_builtin",
     "grader.builtin.sandbox_bwrap",
     "grader.builtin.sandbox_process",
@@ -22,6 +23,7 @@ DEFAULT_PLUGINS = (
     "grader.builtin.report_json",
     "grader.builtin.report_html",
     "grader.builtin.assets_offline",
+    "grader.builtin.assets_seq2seq",
     "grader.builtin.assets_online",
     "grader.builtin.policy_late",
     "grader.builtin.policy_rate_limit",

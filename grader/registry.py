@@ -64,24 +64,55 @@ class ExerciseRegistry(_Registry[Exercise]):
         self.source = "builtin"
         #: exercise id (its folder's name) -> why it could not be loaded
         self.broken: dict[str, str] = {}
+        #: exercise id -> the sources of the copies that another, preferred copy hides
+        self.shadowed: dict[str, list[str]] = {}
+        self._ranks: dict[str, int] = {}
 
     def _key(self, item: Exercise) -> str:
         return item.id
 
-    def add_folder(self, folder: Path, reference: Path | None = None) -> Exercise | None:
+    def add(self, item: Exercise, rank: int = 0) -> None:
+        """Register ``item``; of two with one id, the higher ``rank`` wins (a folder the user named over an
+        installed course, an instructor's course over a student's) and the other is kept in :attr:`shadowed`.
+        Two of the same rank are an error, as before."""
+        old = self._items.get(item.id)
+        if old is not None and self._ranks.get(item.id, 0) == rank:
+            raise PluginError(f"two plugins register the {self.kind} {item.id!r} ({old.source} and {item.source})")
+        if old is None or rank > self._ranks.get(item.id, 0):
+            if old is not None:
+                self.shadowed.setdefault(item.id, []).append(old.source)
+            self._items[item.id] = item
+            self._ranks[item.id] = rank
+        else:
+            self.shadowed.setdefault(item.id, []).append(item.source)
+
+    def add_folder(self, folder: Path, reference: Path | None = None, rank: int = 0) -> Exercise | None:
         """Register the exercise in ``folder`` (``exercise.toml``, ``stub/``, ``checks/``).
 
         An exercise that breaks the contract (unknown keys, markers that do not add up...) is kept in
         :attr:`broken` with the reason, and ``None`` returned: the other exercises stay usable, and
-        ``grader list`` / ``grader check-exercise`` say what is wrong.  Duplicate ids still raise.
+        ``grader list`` / ``grader check-exercise`` say what is wrong.  See :meth:`add` for ``rank``.
         """
         try:
             exercise = load_exercise(Path(folder), reference, source=self.source)
         except PluginError as exc:
             self.broken[Path(folder).name] = str(exc)
             return None
-        self.add(exercise)
+        self.add(exercise, rank=rank)
         return exercise
+
+    def add_course(self, root: Path, rank: int = 0) -> list[Exercise]:
+        """Register every exercise of a course folder: ``exercises/<id>/`` with ``reference/<id>/`` (an
+        instructor's course) or ``answers/<id>/`` (a student course: recorded answers, no reference code)."""
+        added = []
+        base = Path(root) / "exercises"
+        for folder in sorted(p for p in base.iterdir() if (p / "exercise.toml").is_file()) if base.is_dir() else []:
+            reference = next((d for d in (root / "reference" / folder.name, root / "answers" / folder.name)
+                              if (d / "solution.py").is_file()), None)
+            exercise = self.add_folder(folder, reference=reference, rank=rank)
+            if exercise is not None:
+                added.append(exercise)
+        return added
 
     def get(self, key: str) -> Exercise:
         if key in self.broken and key not in self._items:

@@ -1,11 +1,12 @@
 """``grader new-exercise``: an exercise folder that already grades, in the one shape every exercise has.
 
-It writes, under a course folder (the layout ``GRADER_EXERCISES`` reads)::
+It starts from the sample exercise that ships with grader (``grader/sample/``, also what ``grader demo``
+grades) and writes, under a course folder (the layout ``GRADER_EXERCISES`` reads)::
 
     exercises/<id>/exercise.toml          every key, commented (from grader.exercise_spec)
     exercises/<id>/stub/solution.py       a stub that teaches: shapes, dtypes, formula, what to raise
     exercises/<id>/checks/conftest.py     a fixture of the checks (trusted side)
-    exercises/<id>/checks/public/test_<id>.py, checks/hidden/test_<id>_hidden.py   points markers
+    exercises/<id>/checks/public/test_softmax.py, checks/hidden/test_softmax_hidden.py   points markers
     reference/<id>/solution.py            the hidden reference
     tests/curriculum/<id>/mutations.toml  wrong solutions as edits of the reference
 
@@ -20,123 +21,17 @@ from pathlib import Path
 from grader.errors import GraderError
 from grader.exercise_spec import FIELDS, ID_PATTERN, LEVELS, LIMITS
 
-STUB = '''"""{title}.
-
-Replace this example with your exercise.  A stub teaches: say what to build and why, the paper or library
-page it follows, and for every function its shapes, dtypes, formula and the errors it raises.
-"""
-
-from __future__ import annotations
-
-import torch
-
-
-def softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    """Softmax of ``x`` along ``dim``: ``exp(x_i - max(x)) / sum_j exp(x_j - max(x))``.
-
-    Subtract the maximum first, so large logits (1000, say) do not overflow to ``inf`` and ``nan``.
-
-    :param x: a floating-point tensor of any shape; the result has its shape and dtype.
-    :param dim: the dimension whose entries sum to 1.
-    :raises ValueError: if ``x`` is not a floating-point tensor.
-    """
-    raise NotImplementedError("softmax: subtract the max along dim, exponentiate, divide by the sum")
-'''
-
-REFERENCE = '''"""Reference for {id}: the hidden solution, same API as the stub."""
-
-from __future__ import annotations
-
-import torch
-
-
-def softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
-    if not x.is_floating_point():
-        raise ValueError("softmax needs a floating-point tensor")
-    shifted = x - x.amax(dim=dim, keepdim=True)
-    e = shifted.exp()
-    return e / e.sum(dim=dim, keepdim=True)
-'''
-
-CONFTEST = '''"""Fixtures of the {id} checks (trusted side: never imports the student's code)."""
-
-from __future__ import annotations
-
-import pytest
-import torch
-
-
-@pytest.fixture
-def logits(seed: int) -> torch.Tensor:
-    """A non-square batch (3 x 5), so a softmax over the wrong dimension cannot pass by symmetry."""
-    generator = torch.Generator().manual_seed(seed)
-    return torch.randn(3, 5, generator=generator, dtype=torch.float64) * 4
-'''
-
-PUBLIC = '''"""Public checks: shipped to students and run by `grader check`."""
-
-from __future__ import annotations
-
-import pytest
-import torch
-
-from grader.testing import StudentCodeError, expect_close, expect_tensor
-
-
-@pytest.mark.points({public})
-def test_softmax_matches_torch(student, logits, targets):
-    got = expect_tensor(student.softmax(logits, dim=-1), logits.shape, logits.dtype, what="softmax(x)")
-    want = torch.softmax(logits, dim=-1)
-    expect_close(got, want, targets=targets, what="softmax(x)",
-                 diagnose=lambda a, e: "each column sums to 1: is the sum taken over dim=0?"
-                 if torch.allclose(a.sum(0), torch.ones(a.shape[1], dtype=a.dtype)) else None,
-                 advice="softmax(x)[i] = exp(x_i - max x) / sum_j exp(x_j - max x), along dim")
-    with pytest.raises(StudentCodeError) as raised:
-        student.softmax(torch.arange(4), dim=-1)
-        pytest.fail("softmax of an integer tensor should raise ValueError, as the docstring says")
-    assert raised.value.exc_type == "ValueError", f"raised {{raised.value.exc_type}}, expected ValueError"
-'''
-
-HIDDEN = '''"""Hidden checks: run only by `grader grade` (message-only: students see the message, not this code)."""
-
-from __future__ import annotations
-
-import pytest
-import torch
-
-from grader.testing import expect_close, expect_tensor
-
-
-@pytest.mark.points({hidden})
-@pytest.mark.visibility("message-only")
-def test_softmax_is_stable_for_large_logits(student, logits, targets):
-    big = logits * 300  # exp(1000) overflows float64
-    got = expect_tensor(student.softmax(big, dim=1), big.shape, what="softmax(300 * x)")
-    expect_close(got, torch.softmax(big, dim=1), targets=targets, what="softmax(300 * x)",
-                 advice="large logits give inf/nan: subtract the maximum along dim before exponentiating")
-'''
-
-MUTATIONS = '''# Wrong solutions as edits of reference/{id}/solution.py; each must lose the checks it names.
-# `grader check-exercise {id} --discrimination` grades each only on those checks.
-
-[[mutation]]
-name = "sum-over-wrong-dim"
-wrong = "normalises over dimension 0 instead of the requested one"
-loses = ["test_softmax_matches_torch"]
-[[mutation.edit]]
-replace = "e / e.sum(dim=dim, keepdim=True)"
-with = "e / e.sum(dim=0, keepdim=True)"
-'''
-
-UNSTABLE_MUTATION = '''
-[[mutation]]
-name = "no-max-subtraction"
-wrong = "exponentiates the raw logits, which overflow for large inputs"
-loses = ["test_softmax_is_stable_for_large_logits"]
-[[mutation.edit]]
-replace = "shifted = x - x.amax(dim=dim, keepdim=True)"
-with = "shifted = x"
-'''
+SAMPLE = Path(__file__).resolve().parent / "sample"
+SAMPLE_ID = "sample-softmax"
+#: scaffold path -> the sample file it starts from ("{id}" is the new exercise's id)
+FILES = {
+    "exercises/{id}/stub/solution.py": "exercise/stub/solution.py",
+    "exercises/{id}/checks/conftest.py": "exercise/checks/conftest.py",
+    "exercises/{id}/checks/public/test_softmax.py": "exercise/checks/public/test_softmax.py",
+    "exercises/{id}/checks/hidden/test_softmax_hidden.py": "exercise/checks/hidden/test_softmax_hidden.py",
+    "reference/{id}/solution.py": "reference/solution.py",
+    "tests/curriculum/{id}/mutations.toml": "mutations.toml",
+}
 
 
 def exercise_toml(ex_id: str, level: str, points: int, title: str) -> str:
@@ -168,34 +63,33 @@ def _toml(value: object) -> str:
 
 
 def new_exercise(course: Path, ex_id: str, level: str, points: int, title: str | None = None) -> list[Path]:
-    """Write the scaffold of ``ex_id`` under ``course``; refuses to overwrite anything."""
+    """Write the scaffold of ``ex_id`` under ``course`` from the sample exercise; refuses to overwrite anything."""
     if not re.match(ID_PATTERN, ex_id):
         raise GraderError(f"exercise id {ex_id!r} must be lower-case letters, digits and dashes")
     if level not in LEVELS:
         raise GraderError(f"level must be one of {', '.join(LEVELS)}")
-    if points < 1:
-        raise GraderError("points must be at least 1")
-    public = points - points // 2
-    hidden = points // 2
-    name = ex_id.replace("-", "_")
-    files = {
-        f"exercises/{ex_id}/exercise.toml": exercise_toml(ex_id, level, points, title or ex_id.replace("-", " ")),
-        f"exercises/{ex_id}/stub/solution.py": STUB.format(title=title or ex_id),
-        f"exercises/{ex_id}/checks/conftest.py": CONFTEST.format(id=ex_id),
-        f"exercises/{ex_id}/checks/public/test_{name}.py": PUBLIC.format(public=public),
-        f"reference/{ex_id}/solution.py": REFERENCE.format(id=ex_id),
-        f"tests/curriculum/{ex_id}/mutations.toml": MUTATIONS.format(id=ex_id) + (UNSTABLE_MUTATION if hidden else ""),
-    }
-    if hidden:  # one point: the public check alone
-        files[f"exercises/{ex_id}/checks/hidden/test_{name}_hidden.py"] = HIDDEN.format(hidden=hidden)
-    taken = [rel for rel in files if (course / rel).exists()] or (
-        [f"exercises/{ex_id}"] if (course / "exercises" / ex_id).exists() else [])
+    if points < 3:
+        raise GraderError("points must be at least 3 (two public checks and a hidden one, a point or more each)")
+    hidden = points // 3
+    matches = points - hidden - 1
+    title = title or ex_id.replace("-", " ")
+    files = {"exercises/{id}/exercise.toml": exercise_toml(ex_id, level, points, title)}
+    for rel, source in FILES.items():
+        text = (SAMPLE / source).read_text(encoding="utf-8").replace(SAMPLE_ID, ex_id)
+        files[rel] = text
+    stub = "exercises/{id}/stub/solution.py"
+    files[stub] = f'"""{title}.' + files[stub].split("\n", 1)[1]
+    pub, hid = "exercises/{id}/checks/public/test_softmax.py", "exercises/{id}/checks/hidden/test_softmax_hidden.py"
+    # the matches-torch check takes what the other two do not
+    files[pub] = files[pub].replace("@pytest.mark.points(1)\ndef test_softmax_matches_torch",
+                                    f"@pytest.mark.points({matches})\ndef test_softmax_matches_torch")
+    files[hid] = files[hid].replace("@pytest.mark.points(1)", f"@pytest.mark.points({hidden})")
+    paths = {course / rel.format(id=ex_id): text for rel, text in files.items()}
+    taken = [p for p in paths if p.exists()] or (
+        [course / "exercises" / ex_id] if (course / "exercises" / ex_id).exists() else [])
     if taken:
-        raise GraderError(f"{course / taken[0]} already exists: choose another id or remove it")
-    written = []
-    for rel, text in files.items():
-        path = course / rel
+        raise GraderError(f"{taken[0]} already exists: choose another id or remove it")
+    for path, text in paths.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
-        written.append(path)
-    return written
+    return list(paths)

@@ -1,4 +1,9 @@
-"""Registers every exercise folder shipped with grader, through the same hook as third parties."""
+"""Registers the course of a source checkout (``exercises/`` and ``reference/`` beside the package).
+
+A developer's editable install grades the roadmap's exercises from the repository's folders.  An installed
+grader wheel ships no course: the course is a distribution of its own (``grader export-course``,
+``grader export-student``), registered through the same hook by its entry point.
+"""
 
 from __future__ import annotations
 

@@ -7,7 +7,8 @@ laid out like this project or a student pack from ``grader export-student``::
     FOLDER/reference/<id>/solution.py      (an instructor's course)  or
     FOLDER/answers/<id>/solution.py        (a student pack: recorded answers, no reference code)
 
-An id that another plugin already registered (the packaged copy of the same exercise) is left to it.
+A folder the user names is their choice: its copy of an exercise wins over an installed one (``grader
+list`` says where each exercise comes from, and which copies are hidden).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from grader import hookimpl
 from grader.registry import ExerciseRegistry
 
 ENV = "GRADER_EXERCISES"
+#: above any installed course (see ExerciseRegistry.add)
+RANK = 10
 
 
 def folders() -> list[Path]:
@@ -27,13 +30,6 @@ def folders() -> list[Path]:
 
 @hookimpl
 def grader_register_exercises(registry: ExerciseRegistry) -> None:
-    for root in folders():
-        base = root / "exercises"
-        if not base.is_dir():
-            continue
-        for folder in sorted(p for p in base.iterdir() if (p / "exercise.toml").is_file()):
-            if folder.name in registry:
-                continue
-            reference = next((d for d in (root / "reference" / folder.name, root / "answers" / folder.name)
-                              if (d / "solution.py").is_file()), None)
-            registry.add_folder(folder, reference=reference)
+    for rank, root in enumerate(reversed(folders())):  # the first folder named wins over later ones
+        registry.source = f"{ENV} {root}"
+        registry.add_course(root, rank=RANK + rank)

@@ -94,6 +94,16 @@ def test_new_exercise_refuses_to_overwrite_and_bad_ids(tmp_path):
     bad = CliRunner().invoke(main, ["new-exercise", "Demo_X", "--level", "foundation", "--points", "3",
                                     "--course", str(tmp_path)])
     assert bad.exit_code == 2 and "lower-case" in bad.output
+    few = CliRunner().invoke(main, ["new-exercise", "demo-y", "--level", "foundation", "--points", "2",
+                                    "--course", str(tmp_path)])
+    assert few.exit_code == 2 and "at least 3" in few.output.replace("x>=3", "at least 3")
+
+
+@pytest.mark.parametrize("points,markers", [(3, [1, 1, 1]), (7, [4, 1, 2])])
+def test_new_exercise_splits_the_points_over_its_checks(tmp_path, points, markers):
+    folder = _scaffold(tmp_path, points=points)
+    checks = exercise_spec.static_checks(folder / "checks")[0]
+    assert [c.points for c in checks] == markers
 
 
 def test_new_exercise_writes_every_schema_key(tmp_path):
@@ -115,7 +125,8 @@ def test_check_exercise_reports_a_check_no_wrong_solution_loses(tmp_path, monkey
 def test_mutation_must_match_the_reference_exactly_once(tmp_path):
     folder = _scaffold(tmp_path)
     wrongs = discrimination.wrong_solutions(tmp_path / "tests" / "curriculum" / "demo-x")
-    assert [w.name for w in wrongs] == ["wrong_sum_over_wrong_dim", "wrong_no_max_subtraction"]
+    assert [w.name for w in wrongs] == ["wrong_sum_over_wrong_dim", "wrong_no_max_subtraction",
+                                        "wrong_accepts_integers"]
     reference = tmp_path / "reference" / "demo-x"
     made = wrongs[0].materialize(reference, tmp_path / "m")
     assert "e.sum(dim=0" in (made / "solution.py").read_text()
@@ -139,5 +150,6 @@ def test_check_exercise_discrimination_passes_on_a_fresh_scaffold(tmp_path, monk
     monkeypatch.setenv("GRADER_EXERCISES", ".")
     result = CliRunner().invoke(main, ["check-exercise", "demo-x", "--discrimination"])
     assert result.exit_code == 0, result.output
-    for label in ("reference", "stub", "wrong_sum_over_wrong_dim", "wrong_no_max_subtraction"):
+    labels = ("reference", "stub", "wrong_sum_over_wrong_dim", "wrong_no_max_subtraction", "wrong_accepts_integers")
+    for label in labels:
         assert re.search(rf"✔ {label}\s", result.output), result.output
