@@ -29,7 +29,13 @@ def grader_register_exercises(registry: ExerciseRegistry) -> None:
 
     Called once per plugin manager, when the exercise list is first needed.  ``add_folder`` reads
     an exercise folder laid out like the built-in ones (``exercise.toml``, ``stub/``, ``checks/``)
-    with its reference solution in a separate folder that never reaches the sandbox.
+    with its reference solution in a separate folder that never reaches the sandbox; ``add_course(root)``
+    reads a whole course folder (``exercises/``, ``reference/`` or ``answers/``).  A folder that breaks the
+    contract is kept in ``registry.broken`` with the reason instead of stopping the others.
+
+    :param registry: the exercise registry; ``add``/``add_folder``/``add_course`` take a ``rank``: of two
+        copies of one id the higher rank wins (a folder the user named, then a checkout, an instructor's
+        course, a student's), two of one rank are an error.
     """
 
 
@@ -38,6 +44,8 @@ def grader_register_sandboxes(registry: SandboxRegistry) -> None:
     """Add sandbox backends (objects following :class:`grader.sandbox.Sandbox`) with ``registry.add``.
 
     When the user names no backend, the available one with the lowest ``priority`` is used.
+
+    :param registry: the sandbox registry; names must be unique.
     """
 
 
@@ -47,6 +55,8 @@ def grader_register_reporters(registry: ReporterRegistry) -> None:
 
     Every registered reporter writes its file for each graded submission (``results.json`` and
     ``report.html`` are the built-in ones).
+
+    :param registry: the reporter registry; names must be unique.
     """
 
 
@@ -60,6 +70,9 @@ def grader_register_assets(registry: AssetRegistry, config: AssetConfig) -> None
     implementation is called; one name may be registered by several providers (``offline``,
     ``online`` ...), the lowest ``priority`` is used, and a duplicate (name, provider) is an error.
     Exercises name assets in their exercise.toml; see :mod:`grader.assets` and docs/assets.md.
+
+    :param registry: the asset registry, keyed by (name, provider).
+    :param config: the cache folder and the course's asset-name -> hub-id map.
     """
 
 
@@ -68,6 +81,8 @@ def grader_graded(result: GradeResult) -> None:
     """Called after a submission was graded and its reports were written.
 
     For notifications and logging; the result is frozen and return values are ignored.
+
+    :param result: the frozen :class:`grader.models.GradeResult`, reports already written.
     """
 
 
@@ -80,4 +95,6 @@ def grader_register_policies(registry: PolicyRegistry) -> None:
     ``admit(job, options) -> str`` returns ``""`` or why the job is not graded, and
     ``adjust(job, score, max_score, options) -> (score, note)`` returns the score that is published.
     Only policies whose table is present in the class file take part; every one does, in plugin order.
+
+    :param registry: the policy registry; names must be unique.
     """

@@ -22,6 +22,16 @@ def _sample_module():
     return grader_sample_exercise
 
 
+def skip_unless_required(flag: str, why: str) -> None:
+    """Skip for a missing tool, unless ``GRADER_REQUIRE_<flag>=1`` (CI sets it for what it installed): then fail,
+    so a tool that went missing cannot hide a whole suite behind skips."""
+    import os
+
+    if os.environ.get(f"GRADER_REQUIRE_{flag}") == "1":
+        pytest.fail(f"GRADER_REQUIRE_{flag}=1, but {why}")
+    pytest.skip(why)
+
+
 @pytest.fixture(scope="session")
 def sample_plugin():
     return _sample_module()

@@ -185,3 +185,16 @@ def test_plugins_installed_entry_point_plugin_lists_and_grades(tmp_path):
     assert graded.returncode == 0, graded.stdout + graded.stderr
     assert "Score: 4/4 (pass)" in graded.stdout
     assert (tmp_path / "out" / "reference" / "sample-add" / "report.html").exists()
+
+
+def test_plugins_every_hook_is_documented():
+    """docs/plugins.md has a heading per hook, and every hookspec documents its parameters."""
+    from grader import hookspecs
+
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "plugins.md").read_text(encoding="utf-8")
+    for name, fn in inspect.getmembers(hookspecs, inspect.isfunction):
+        if not name.startswith("grader_"):
+            continue
+        assert f"\n## {name}\n" in docs, f"docs/plugins.md needs a '## {name}' section"
+        for param in inspect.signature(fn).parameters:
+            assert f":param {param}:" in (fn.__doc__ or ""), f"{name}'s docstring needs ':param {param}:'"

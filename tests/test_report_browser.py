@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import skip_unless_required  # tests/ is on sys.path under pytest
 
 from grader.builtin.report_html import HtmlReporter
 from grader.models import CheckResult, Exercise, GradeResult, Status, Visibility
@@ -15,7 +16,13 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not CHROMIUM, reason="chromium is not installed")]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(autouse=True)
+def _chromium():
+    if not CHROMIUM:
+        skip_unless_required("BROWSER", "chromium is not installed")
 
 
 def _report(tmp_path: Path) -> Path:
