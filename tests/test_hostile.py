@@ -13,6 +13,7 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
+from conftest import skip_unless_required
 from fixtures.bad_inputs import MALFORMED_ZIPS, NOT_NOTEBOOKS, write_zip  # tests/ is on sys.path under pytest
 
 from grader import api
@@ -280,7 +281,7 @@ def test_hostile_submission_scores_zero_and_leaves_nothing(registries, tmp_path,
     if backend == "docker":
         request.getfixturevalue("docker_image")
     if not _available(registries, backend):
-        pytest.skip(f"{backend} is not available here")
+        skip_unless_required(backend.upper(), f"the {backend} sandbox is not available here")
     source, allowed, needs_fs = HOSTILE[case]
     sandbox = registries.sandboxes.get(backend)
     if needs_fs and backend == "process":
