@@ -71,7 +71,11 @@ def main() -> None:
 @main.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
 def list_cmd(as_json: bool) -> None:
-    """List the exercises: id, level, title, points, device."""
+    """List the exercises: id, level, title, points, device, and where each comes from.
+
+    When two sources hold one exercise, the one you named in GRADER_EXERCISES wins, then a source checkout,
+    then an instructor's course over a student's; SOURCE says which, and which copies it hides.
+    """
     registry = _registries().exercises
     exercises = registry.ordered()
     for ex_id, why in sorted(registry.broken.items()):  # listed, not hidden: an author must see why
@@ -79,9 +83,10 @@ def list_cmd(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([e.summary_dict() for e in exercises], indent=2))
         return
-    rows = [(e.id, e.level, e.title, f"{e.points:g}", e.device) for e in exercises]
-    header = ("ID", "LEVEL", "TITLE", "POINTS", "DEVICE")
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(5)]
+    rows = [(e.id, e.level, e.title, f"{e.points:g}", e.device, e.source + (
+        f" (over {', '.join(registry.shadowed[e.id])})" if e.id in registry.shadowed else "")) for e in exercises]
+    header = ("ID", "LEVEL", "TITLE", "POINTS", "DEVICE", "SOURCE")
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(6)]
     for row in [header, *rows]:
         click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
 

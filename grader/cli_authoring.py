@@ -133,4 +133,30 @@ def exercise_schema(markdown: bool) -> None:
     click.echo(markdown_table() if markdown else json.dumps(json_schema(), indent=2))
 
 
-COMMANDS = [new_exercise, check_exercise, exercise_schema]
+@click.command("export-course", short_help="Build the instructor course (with references) as a folder and wheel.")
+@click.argument("dest", metavar="OUT", type=click.Path(path_type=Path))
+@click.option("--exercise", "exercises", multiple=True, metavar="ID", help="Only this exercise (repeatable).")
+@click.option("--wheel", "wheel_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Also build it as an installable wheel in DIR.")
+def export_course(dest: Path, exercises: tuple[str, ...], wheel_dir: Path | None) -> None:
+    """Copy the instructor course to OUT: exercises with hidden checks and data, and their references.
+
+    \b
+    Graders install it beside grader:   pip install grader DIR/grader_course-*.whl
+    Never give it to students: `grader export-student` builds theirs.
+    """
+    from grader import api, course_dist
+    from grader.errors import GraderError
+
+    if dest.exists() and any(dest.iterdir()):
+        raise GraderError(f"{dest} exists and is not empty; choose a new folder for the course")
+    chosen = course_dist.course_exercises(api.load(), list(exercises))
+    course_dist.copy_instructor_course(chosen, dest)
+    click.echo(f"Instructor course: {dest} ({len(chosen)} exercises, with references and hidden checks)")
+    if wheel_dir is not None:
+        wheel = course_dist.build_wheel(dest, wheel_dir, course_dist.INSTRUCTOR, course_dist.__version__,
+                                        "The instructor course: exercises, hidden checks and references.")
+        click.echo(f"Instructor course wheel: {wheel}")
+
+
+COMMANDS = [new_exercise, check_exercise, exercise_schema, export_course]

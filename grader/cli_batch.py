@@ -239,19 +239,29 @@ def report_cmd(out_dir: Path, dest: Path | None) -> None:
 @click.option("--exercise", "exercises", multiple=True, metavar="ID", help="Only this exercise (repeatable).")
 @click.option("--answers/--no-answers", default=True, show_default=True,
               help="Record the reference's answers to the public checks so they run in the pack.")
+@click.option("--wheel", "wheel_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Also build the student course as an installable wheel in DIR.")
 @sandbox_option
-def export_student_cmd(dest: Path, exercises: tuple[str, ...], answers: bool, sandbox: str | None) -> None:
+def export_student_cmd(dest: Path, exercises: tuple[str, ...], answers: bool, wheel_dir: Path | None,
+                       sandbox: str | None) -> None:
     """Build the student pack in OUT: stubs, public checks and what `grader check` needs.
 
     \b
     The pack holds no reference code and no hidden check; it is verified before this command ends.
     Students use it with:   GRADER_EXERCISES=OUT grader check EXERCISE
+    or, with --wheel DIR:   pip install grader DIR/grader_course_student-*.whl
     """
     from grader.student_pack import build_pack
 
     pack = build_pack(_registries(), dest, list(exercises), _settings(sandbox=sandbox), answers_on=answers)
     for line in pack.lines():
         click.echo(line)
+    if wheel_dir is not None:
+        from grader import course_dist
+
+        wheel = course_dist.build_wheel(dest, wheel_dir, course_dist.STUDENT, course_dist.__version__,
+                                        "The student course: stubs, public checks and recorded answers.")
+        click.echo(f"Student course wheel: {wheel}")
 
 
 COMMANDS = [batch_cmd, regrade_cmd, export_cmd, report_cmd, export_student_cmd]

@@ -124,7 +124,9 @@ def build_pack(registries: Registries, dest: Path, exercise_ids: list[str], sett
     """Build and verify the pack for ``exercise_ids`` (default: every registered exercise) in ``dest``."""
     if dest.exists() and any(dest.iterdir()):
         raise GraderError(f"{dest} exists and is not empty; choose a new folder for the student pack")
-    chosen = [registries.exercises.get(i) for i in exercise_ids] or registries.exercises.ordered()
+    from grader.course_dist import course_exercises
+
+    chosen = course_exercises(registries, exercise_ids)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".pack-", dir=dest.parent))
     report = PackReport(dest, [e.id for e in chosen])
