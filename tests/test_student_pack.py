@@ -183,3 +183,16 @@ def test_student_pack_refuses_a_hidden_check_copied_into_a_public_helper(tmp_pat
     body = hidden[hidden.index("\ndef test_"):][:700]
     (ex.checks_dir / "helpers.py").write_text(body)
     assert any("checks/helpers.py" in x and "checks/hidden/" in x for x in _leaks(tmp_path, [ex]))
+
+
+def test_student_pack_export_student_builds_the_whole_course(tmp_path):
+    """`grader export-student` for the whole course (without answers: recording them grades every reference)."""
+    from click.testing import CliRunner
+
+    from grader.cli import main
+
+    result = CliRunner().invoke(main, ["export-student", str(tmp_path / "pack"), "--no-answers"])
+    assert result.exit_code == 0, result.output
+    packed = sorted(p.name for p in (tmp_path / "pack" / "exercises").iterdir())
+    assert packed == sorted(p.name for p in (ROOT / "exercises").iterdir() if (p / "exercise.toml").is_file())
+    assert not list((tmp_path / "pack").rglob("hidden")) and not (tmp_path / "pack" / "reference").exists()
