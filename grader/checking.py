@@ -29,6 +29,7 @@ from grader.remote import (
     WorkerSession,
     WorkerTimeout,
 )
+from grader.runner_config import RunnerConfig
 from grader.sandbox import JOB_FILES
 
 MESSAGE_LIMIT = 500
@@ -70,16 +71,16 @@ def _title(item: pytest.Item) -> str:
 class GraderPlugin:
     """Registered by :mod:`grader.runner` for one submission."""
 
-    def __init__(self, config: dict[str, Any], session: WorkerSession | None) -> None:
+    def __init__(self, config: RunnerConfig, session: WorkerSession | None) -> None:
         self.cfg = config
         self.session = session
-        self.results_path = Path(config["results_path"])
-        self.hidden_root = Path(config["hidden_dir"]).resolve() if config.get("hidden_dir") else None
-        self.run_hidden = bool(config.get("run_hidden", True))
-        self.grading_seed = int(config.get("seed", 0))
-        budget = float(config["deadline_epoch"]) - time.time()
+        self.results_path = Path(config.results_path)
+        self.hidden_root = Path(config.hidden_dir).resolve() if config.hidden_dir else None
+        self.run_hidden = config.run_hidden
+        self.grading_seed = int(config.seed)
+        budget = float(config.deadline_epoch) - time.time()
         self.deadline = time.monotonic() + budget
-        self.default_timeout = float(config["check_timeout_s"])
+        self.default_timeout = float(config.check_timeout_s)
         self.done: set[str] = set()
         self.not_run = {"count": 0, "points": 0.0}
         self._started: dict[str, float] = {}
@@ -190,10 +191,10 @@ class GraderPlugin:
     @pytest.fixture
     def student(self, request: pytest.FixtureRequest) -> StudentProxy:
         """The student's solution.py, reached across the sandbox boundary."""
-        if self.cfg.get("refused"):
-            raise RefusedJob(self.cfg["load_problem"])
-        if self.cfg.get("load_problem"):
-            raise SubmissionLoadError(self.cfg["load_problem"])
+        if self.cfg.refused:
+            raise RefusedJob(self.cfg.load_problem)
+        if self.cfg.load_problem:
+            raise SubmissionLoadError(self.cfg.load_problem)
         if self.session is None:
             raise RuntimeError("no sandbox session was configured")
         now = time.monotonic()
@@ -207,11 +208,11 @@ class GraderPlugin:
     def reference(self) -> ModuleType:
         """The reference solution, imported in this trusted process."""
         if self._reference is None:
-            ref_dir = self.cfg.get("reference_dir")
+            ref_dir = self.cfg.reference_dir
             if not ref_dir:
-                raise RuntimeError(f"exercise {self.cfg['exercise_id']} has no reference solution")
+                raise RuntimeError(f"exercise {self.cfg.exercise_id} has no reference solution")
             path = Path(ref_dir) / "solution.py"
-            spec = importlib.util.spec_from_file_location(f"grader_reference_{self.cfg['exercise_id']}", path)
+            spec = importlib.util.spec_from_file_location(f"grader_reference_{self.cfg.exercise_id}", path)
             assert spec and spec.loader
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
@@ -221,19 +222,19 @@ class GraderPlugin:
     @pytest.fixture(scope="session")
     def profile(self) -> str:
         """The target profile this job is graded under: ``cpu`` or ``gpu`` (stricter targets)."""
-        return str(self.cfg.get("profile", "cpu"))
+        return self.cfg.profile
 
     @pytest.fixture(scope="session")
     def assets(self) -> AssetPaths:
         """The exercise's course assets: name -> prepared folder (read-only, also inside the sandbox)."""
-        if self.cfg.get("refused"):  # e.g. an asset is not prepared: say so, not "asset not declared"
-            raise RefusedJob(self.cfg["load_problem"])
-        return AssetPaths({name: Path(path) for name, path in (self.cfg.get("assets") or {}).items()})
+        if self.cfg.refused:  # e.g. an asset is not prepared: say so, not "asset not declared"
+            raise RefusedJob(self.cfg.load_problem)
+        return AssetPaths({name: Path(path) for name, path in self.cfg.assets.items()})
 
     @pytest.fixture(scope="session")
     def targets(self) -> Mapping[str, Any]:
         """The targets of the active profile (``[profiles.<profile>]`` in exercise.toml), read-only."""
-        return MappingProxyType(dict(self.cfg.get("targets") or {}))
+        return MappingProxyType(dict(self.cfg.targets))
 
     @pytest.fixture(scope="session")
     def seed(self) -> int:
@@ -243,13 +244,13 @@ class GraderPlugin:
     @pytest.fixture(scope="session")
     def exercise_dir(self) -> Path:
         """The exercise folder (for data files shipped with the checks)."""
-        return Path(self.cfg["exercise_dir"])
+        return Path(self.cfg.exercise_dir)
 
     @pytest.fixture(scope="session")
     def job_files(self) -> testing.JobFiles:
         """Files handed to the student's code (read-only there) and a folder both sides write."""
         isolated = bool(getattr(self.session.sandbox, "isolates_filesystem", True)) if self.session else True
-        return testing.JobFiles(Path(self.cfg["job_dir"]) / "files", JOB_FILES if isolated else None)
+        return testing.JobFiles(Path(self.cfg.job_dir) / "files", JOB_FILES if isolated else None)
 
 
 _META = pytest.StashKey[tuple[float, Visibility]]()

@@ -26,6 +26,7 @@ from grader.gpus import detect_gpus
 from grader.models import CheckResult, Exercise, GradeResult, Status, Visibility
 from grader.paths import PACKAGE_DIR, data_root
 from grader.plugins import Registries
+from grader.runner_config import RunnerConfig
 from grader.sandbox import Limits, Sandbox
 from grader.submission import stage
 
@@ -160,12 +161,10 @@ def grade(
     try:
         staged = stage(Path(source), job / "submission")
         cfg = _runner_config(exercise, settings, registries, sandbox.name, placement, assets, staged.path, job,
-                             job_id, public_only, out_dir)
-        cfg["load_problem"] = refusal or staged.problem
-        cfg["refused"] = bool(refusal)
+                             job_id, public_only, out_dir, load_problem=refusal or staged.problem,
+                             refused=bool(refusal))
         cfg_path = job / "runner.json"
-        cfg_path.write_text(json.dumps(cfg), encoding="utf-8")
-        os.chmod(cfg_path, 0o600)
+        cfg.write(cfg_path)
         code, log = _run_runner(cfg_path, exercise.submission_timeout_s + exercise.import_timeout_s + RUNNER_SLACK_S)
         checks, session, not_run = _read_results(job / "results.jsonl")
     finally:
@@ -199,35 +198,37 @@ def grade(
 
 def _runner_config(exercise: Exercise, settings: Settings, registries: Registries, sandbox: str,
                    placement: Placement, assets: Any, submission: Path, job: Path, job_id: str,
-                   public_only: bool, out_dir: Path | None) -> dict[str, Any]:
+                   public_only: bool, out_dir: Path | None, load_problem: str, refused: bool) -> RunnerConfig:
     """Everything the trusted runner needs for one job (written as runner.json, readable by root only)."""
-    return {
-        "job_id": job_id,
-        "job_dir": str(job),
-        "exercise_id": exercise.id,
-        "exercise_dir": str(exercise.checks_dir.parent),
-        "checks_dir": str(exercise.checks_dir),
-        "hidden_dir": str(exercise.hidden_checks),
-        "paths": [str(p) for p in (exercise.public_checks, exercise.hidden_checks) if p.is_dir()],
-        "run_hidden": not public_only,
-        "reference_dir": str(exercise.reference_dir) if exercise.reference_dir else None,
-        "submission_dir": str(submission),
-        "device": placement.device,
-        "profile": placement.profile,
-        "results_path": str(job / "results.jsonl"),
-        "sandbox": sandbox,
-        "seed": settings.seed,
-        "deadline_epoch": time.time() + exercise.submission_timeout_s,
-        "check_timeout_s": exercise.check_timeout_s,
-        "import_timeout_s": exercise.import_timeout_s,
-        "limits": asdict(Limits(memory_mb=exercise.memory_mb, threads=settings.threads,
-                                cpu_seconds=int(exercise.submission_timeout_s) + 30)),
-        "secret_paths": _secret_paths(registries, out_dir),
-        "select": settings.select,
-        "assets": assets.paths,
-        "readonly_paths": sorted(assets.paths.values()),
-        "targets": exercise.targets(placement.profile),
-    }
+    return RunnerConfig(
+        job_id=job_id,
+        job_dir=str(job),
+        exercise_id=exercise.id,
+        exercise_dir=str(exercise.checks_dir.parent),
+        checks_dir=str(exercise.checks_dir),
+        hidden_dir=str(exercise.hidden_checks),
+        paths=[str(p) for p in (exercise.public_checks, exercise.hidden_checks) if p.is_dir()],
+        run_hidden=not public_only,
+        reference_dir=str(exercise.reference_dir) if exercise.reference_dir else None,
+        submission_dir=str(submission),
+        device=placement.device,
+        profile=placement.profile,
+        results_path=str(job / "results.jsonl"),
+        sandbox=sandbox,
+        seed=settings.seed,
+        deadline_epoch=time.time() + exercise.submission_timeout_s,
+        check_timeout_s=exercise.check_timeout_s,
+        import_timeout_s=exercise.import_timeout_s,
+        limits=asdict(Limits(memory_mb=exercise.memory_mb, threads=settings.threads,
+                             cpu_seconds=int(exercise.submission_timeout_s) + 30)),
+        secret_paths=_secret_paths(registries, out_dir),
+        select=settings.select,
+        assets=assets.paths,
+        readonly_paths=sorted(assets.paths.values()),
+        targets=exercise.targets(placement.profile),
+        load_problem=load_problem,
+        refused=refused,
+    )
 
 
 def _phases(session: dict[str, Any], checks: list[CheckResult], elapsed: float) -> dict[str, float]:

@@ -8,7 +8,6 @@ and reads its JSON-lines results; a runner that dies is a grader error, never a 
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -19,11 +18,12 @@ import pytest
 from grader.checking import GraderPlugin
 from grader.plugins import Registries, make_plugin_manager
 from grader.remote import WorkerSession
+from grader.runner_config import RunnerConfig
 from grader.sandbox import Limits, WorkerSpec, install_worker
 
 
-def _spec_factory(cfg: dict[str, Any]) -> Any:
-    job = Path(cfg["job_dir"])
+def _spec_factory(cfg: RunnerConfig) -> Any:
+    job = Path(cfg.job_dir)
     worker_dir = install_worker(job / "worker")
     files = job_files_dir(job)
     counter = [0]
@@ -33,14 +33,14 @@ def _spec_factory(cfg: dict[str, Any]) -> Any:
         scratch = job / f"scratch-{counter[0]}"
         scratch.mkdir(mode=0o700)
         return WorkerSpec(
-            job_id=cfg["job_id"],
-            submission_dir=Path(cfg["submission_dir"]),
+            job_id=cfg.job_id,
+            submission_dir=Path(cfg.submission_dir),
             scratch_dir=scratch,
             worker_dir=worker_dir,
-            limits=Limits(**cfg["limits"]),
-            secret_paths=tuple(Path(p) for p in cfg["secret_paths"]),
-            readonly_paths=tuple(Path(p) for p in cfg.get("readonly_paths", [])),
-            device=cfg.get("device", "cpu"),
+            limits=Limits(**cfg.limits),
+            secret_paths=tuple(Path(p) for p in cfg.secret_paths),
+            readonly_paths=tuple(Path(p) for p in cfg.readonly_paths),
+            device=cfg.device,
             files_dir=files,
         )
 
@@ -58,23 +58,23 @@ def job_files_dir(job: Path) -> Path:
     return files
 
 
-def run(cfg: dict[str, Any]) -> int:
+def run(cfg: RunnerConfig) -> int:
     session = None
-    if not cfg.get("load_problem"):
+    if not cfg.load_problem:
         registries = Registries.collect(make_plugin_manager())
-        sandbox = registries.sandboxes.get(cfg["sandbox"])
-        session = WorkerSession(sandbox, _spec_factory(cfg), float(cfg["import_timeout_s"]))
+        sandbox = registries.sandboxes.get(cfg.sandbox)
+        session = WorkerSession(sandbox, _spec_factory(cfg), float(cfg.import_timeout_s))
     plugin = GraderPlugin(cfg, session)
     # helper modules next to the checks (checks/helpers.py) are importable by the check files
-    sys.path.insert(0, cfg["checks_dir"])
+    sys.path.insert(0, cfg.checks_dir)
     args = [
-        *cfg["paths"],
+        *cfg.paths,
         "-q", "--no-header", "-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:timeout",
-        "--import-mode=importlib", "--rootdir", cfg["checks_dir"], "-c", os.devnull,
+        "--import-mode=importlib", "--rootdir", cfg.checks_dir, "-c", os.devnull,
         "-W", "ignore::DeprecationWarning",
     ]
-    if cfg.get("select"):
-        args += ["-k", cfg["select"]]
+    if cfg.select:
+        args += ["-k", cfg.select]
     try:
         code = pytest.main(args, plugins=[plugin])
     finally:
@@ -102,7 +102,7 @@ def _die_with_parent(parent: int) -> None:
 def main() -> None:
     sys.dont_write_bytecode = True
     _die_with_parent(int(os.environ.get("GRADER_PARENT_PID", "0") or 0))
-    cfg = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))
+    cfg = RunnerConfig.read(Path(sys.argv[1]))
     code = run(cfg)
     # pytest exit codes 0/1 both mean "checks ran"; anything else is the runner's own failure
     sys.exit(0 if code in (0, 1) else 10 + code)
