@@ -101,6 +101,20 @@ def halve_pairs(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x[..., 0::2], x[..., 1::2]], dim=-1)
 
 
+SINUSOIDAL_CONCATENATED = (
+    "your table is in the concatenated layout [sin | cos] (all the sines, then all the cosines, as some "
+    "implementations write it); this exercise interleaves them as the paper does: PE[:, 0::2] = sin and "
+    "PE[:, 1::2] = cos, so columns 2i and 2i+1 are the pair of frequency i"
+)
+
+
+def sinusoidal_layout(actual: torch.Tensor, expected: torch.Tensor, atol: float) -> str | None:
+    """Recognise the [sin | cos] concatenated layout of a sinusoidal table (or of its row 0)."""
+    if actual.shape[-1] >= 4 and close(actual, halve_pairs(expected.to(torch.float64)), atol):
+        return SINUSOIDAL_CONCATENATED
+    return None
+
+
 def rope_variants(reference: Any, x: torch.Tensor, **kwargs: Any) -> dict[str, torch.Tensor]:
     """What apply_rope(x, **kwargs) gives under classic mistakes, computed with the reference."""
     seq_len = x.shape[-2]
@@ -155,4 +169,5 @@ def pe() -> SimpleNamespace:
         close=close,
         interleave_pairs=interleave_pairs,
         rope_diagnose=rope_diagnose,
+        sinusoidal_layout=sinusoidal_layout,
     )

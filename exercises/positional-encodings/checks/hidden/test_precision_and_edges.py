@@ -70,6 +70,10 @@ def test_sinusoidal_long_and_custom_base(student, reference, pe):
         tol = pe.tol(dtype, large_positions=True)
 
         def diagnose(actual, seq_len=seq_len, d_model=d_model, base=base, dtype=dtype, atol=tol["atol"]):
+            layout = pe.sinusoidal_layout(actual, reference.sinusoidal_encoding(seq_len, d_model, base=base,
+                                                                                dtype=dtype), atol)
+            if layout:
+                return layout
             if base != 10000.0 and pe.close(actual, reference.sinusoidal_encoding(seq_len, d_model, dtype=dtype), atol):
                 return f"your table is what base=10000 gives: use the base argument. {FORMULA}"
             small = student.sinusoidal_encoding(16, 8)

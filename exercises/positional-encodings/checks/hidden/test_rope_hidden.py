@@ -63,6 +63,13 @@ def test_rope_offset_and_positions(student, reference, pe):
                 "(unsorted, repeated and large positions included), not p"),
         diagnose=_rope_diagnose(student, reference, pe, y, tol["atol"], positions=positions),
     )
+    # both at once: row p is at position offset + positions[p] (a cache of `offset` tokens, then given positions)
+    pe.assert_matches(
+        student.apply_rope(y, offset=11, positions=positions), reference.apply_rope(y, offset=11, positions=positions),
+        name="apply_rope(x, offset=..., positions=...)", **tol,
+        advice="apply_rope(x, offset=k, positions=pos) is wrong: row p is at position k + pos[p], both arguments count",
+        diagnose=_rope_diagnose(student, reference, pe, y, tol["atol"], offset=11, positions=positions),
+    )
 
 
 @pytest.mark.points(1)
