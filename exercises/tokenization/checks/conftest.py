@@ -123,6 +123,31 @@ def first_difference(got: list[Any], want: list[Any]) -> str:
     return f"lengths differ: got {len(got)} items, expected {len(want)}"
 
 
+def _upstream(student: Any, reference: Any, texts: list[str], what: str) -> str | None:
+    """Name the first text on which the student's pre_tokenize already differs, or None.
+
+    build_vocab, encode_words and decode_words all build on pre_tokenize: when it is wrong, their own
+    figures (vocabulary sizes, ids) point at the wrong function.
+    """
+    for text in texts:
+        shown = text if len(text) <= 60 else text[:57] + "..."
+        try:
+            got = _as_word_tokens(student.pre_tokenize(text), f"pre_tokenize({shown!r})")
+        except AssertionError as exc:
+            return f"fix pre_tokenize first: {what} builds on it, and it is already wrong: {exc}"
+        want = reference.pre_tokenize(text)
+        if got != want:
+            return (f"fix pre_tokenize first (see test_pre_tokenize_matches_reference): {what} builds on it, and "
+                    f"pre_tokenize({shown!r}) is already wrong ({first_difference(got, want)})")
+    return None
+
+
+@pytest.fixture(scope="session")
+def upstream(reference: Any) -> Any:
+    """upstream(student, texts, what): the pre_tokenize problem behind a later step's failure, or None."""
+    return lambda student, texts, what: _upstream(student, reference, list(texts), what)
+
+
 @pytest.fixture(scope="session")
 def diff() -> Any:
     """first_difference(got, want) as a fixture (check files cannot import conftest)."""

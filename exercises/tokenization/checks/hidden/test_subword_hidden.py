@@ -21,6 +21,10 @@ HELD_OUT = [
      "Unbelievable! The grasshopper's orchestra played 1,234 songs; nobody slept."),
     ("a sentence full of accented words", "The naïve façade of São Paulo's hôtel — 99% résumé?"),
 ]
+# Unicode compatibility characters (a ligature, a fraction, full-width letters, a superscript): NFC keeps them as
+# they are (unknown to the corpus, so [UNK]); NFKC would fold them into ordinary letters and digits
+COMPATIBILITY = "The ﬁnal ½ of the Ｆｏｘ story²."
+COMPATIBLE_CHARS = "ﬁ½Ｆｏｘ²"
 COMPOSED = "Café au lait in Zürich, crème brûlée in Málaga."
 DECOMPOSED = "Cafe\u0301 au lait in Zu\u0308rich, cre\u0300me bru\u0302le\u0301e in Ma\u0301laga."
 
@@ -82,6 +86,17 @@ def test_subword_held_out_text(subword, alphabet, as_encoding):
         "accented letters written as a base letter plus a combining accent (Unicode NFD) should give the same "
         "ids as the precomposed letters: set normalizers.NFC() as the normalizer"
     )
+    _, tokens, offsets = as_encoding(subword.encode(COMPATIBILITY, add_special_tokens=False),
+                                     "encode(text with compatibility characters)")
+    for pos, char in enumerate(COMPATIBILITY):
+        if char not in COMPATIBLE_CHARS:
+            continue
+        covering = [t for t, (s, e) in zip(tokens, offsets, strict=True) if s <= pos < e]
+        assert covering == ["[UNK]"], (
+            "Unicode compatibility characters (the ligature 'ﬁ', '½', full-width letters, a superscript '²') "
+            "must stay themselves, so, unseen in training, each becomes [UNK]: normalize with NFC only; NFKC (or "
+            f"NFKD) folds them into other characters ('ﬁ' -> 'fi', 'Ｆ' -> 'F'); {char!r} was encoded as {covering}"
+        )
 
 
 @pytest.mark.points(1)

@@ -76,7 +76,7 @@ def test_pre_tokenize_offsets_index_the_original_text(student, as_word_tokens):
 
 
 @pytest.mark.points(1)
-def test_build_vocab_matches_reference(student, reference, corpus, as_vocab, diff):
+def test_build_vocab_matches_reference(student, reference, corpus, as_vocab, diff, upstream):
     """build_vocab: special tokens at ids 0-3, then words by frequency, min_freq applied"""
     got = as_vocab(student.build_vocab(list(corpus), min_freq=2), "build_vocab(corpus, min_freq=2)")
     want = reference.build_vocab(list(corpus), min_freq=2)
@@ -87,6 +87,9 @@ def test_build_vocab_matches_reference(student, reference, corpus, as_vocab, dif
     assert sorted(got.values()) == list(range(len(got))), (
         "build_vocab ids must be 0, 1, 2, ... without gaps or repeats"
     )
+    if got != want:
+        problem = upstream(student, corpus, "build_vocab")
+        assert problem is None, f"{problem}\nbuild_vocab(corpus, min_freq=2): {len(got)} entries, expected {len(want)}"
     assert len(got) == len(want), (
         f"build_vocab(corpus, min_freq=2) has {len(got)} entries, expected {len(want)}: keep every word seen "
         "at least min_freq times in the pre-tokenized corpus (case-sensitive, punctuation counts as words)"
@@ -100,7 +103,7 @@ def test_build_vocab_matches_reference(student, reference, corpus, as_vocab, dif
 
 
 @pytest.mark.points(1)
-def test_encode_unknown_words_and_special_tokens(student, reference, corpus, as_ids):
+def test_encode_unknown_words_and_special_tokens(student, reference, corpus, as_ids, upstream):
     """encode_words maps unknown words to [UNK] and wraps with [CLS] ... [SEP]"""
     vocab = reference.build_vocab(list(corpus))
     texts = [
@@ -112,6 +115,9 @@ def test_encode_unknown_words_and_special_tokens(student, reference, corpus, as_
     for text in texts:
         got = as_ids(student.encode_words(text, vocab, add_special_tokens=False), f"encode_words({text!r}, vocab)")
         want = reference.encode_words(text, vocab, add_special_tokens=False)
+        if got != want:
+            problem = upstream(student, [text], "encode_words")
+            assert problem is None, f"{problem}\nencode_words({text!r}) gave {got}, expected {want}"
         assert len(got) == len(want), (
             f"encode_words({text!r}) returned {len(got)} ids, but pre_tokenize gives {len(want)} tokens: split "
             "with pre_tokenize and give every token an id; a token that is not in the vocabulary becomes "
@@ -130,7 +136,7 @@ def test_encode_unknown_words_and_special_tokens(student, reference, corpus, as_
 
 
 @pytest.mark.points(1)
-def test_decode_round_trips_in_vocabulary_text(student, reference, corpus, as_ids):
+def test_decode_round_trips_in_vocabulary_text(student, reference, corpus, as_ids, upstream):
     """decode_words(encode_words(text)) gives the tokens back, joined by single spaces"""
     vocab = reference.build_vocab(list(corpus))
     texts = [*corpus[:25], "The cat sat on the mat .", "The fox, the crow and the cheese!"]
@@ -140,14 +146,18 @@ def test_decode_round_trips_in_vocabulary_text(student, reference, corpus, as_id
         ids = as_ids(student.encode_words(text, vocab, add_special_tokens=True), f"encode_words({text!r})")
         got = student.decode_words(ids, vocab)
         want = " ".join(token for token, _, _ in reference.pre_tokenize(text))
+        if got == want:
+            continue
         if isinstance(got, str) and any(t in got for t in ("[CLS]", "[SEP]", "[PAD]")):
             advice = "with skip_special_tokens=True leave out [PAD], [CLS] and [SEP]"
+        elif problem := upstream(student, [text], "the round trip (encode_words, then decode_words)"):
+            advice = problem
         else:
             advice = ("encode_words keeps every token as pre_tokenize gives it (case included), and decode_words "
                       "maps ids back to tokens and joins them with single spaces")
-        assert got == want, (
-            f"decode_words(encode_words({text!r}, add_special_tokens=True)) gave {got!r}, expected {want!r}: "
-            f"{advice}"
+        assert got == want, (  # the advice first: the message is cut at its length limit
+            f"{advice}\ndecode_words(encode_words({text!r}, add_special_tokens=True)) gave {got!r}, "
+            f"expected {want!r}"
         )
     ids = [2, vocab["The"], vocab["fox"], 3, 0, 0]
     got = student.decode_words(ids, vocab, skip_special_tokens=False)
