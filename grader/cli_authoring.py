@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -105,9 +107,10 @@ def _discriminate(registries: Any, exercise: Any, settings: Any, work: Path, onl
     from grader import discrimination
 
     wrongs = discrimination.wrong_solutions(discrimination.curriculum_dir(exercise))
-    runs = [] if only else [lambda: discrimination.grade_reference(registries, exercise, settings),
-                            lambda: discrimination.grade_stub(registries, exercise, settings)]
-    runs += [lambda w=w: discrimination.grade_wrong(registries, exercise, w, settings, work)
+    runs: list[Callable[[], discrimination.Outcome]] = [] if only else [
+        lambda: discrimination.grade_reference(registries, exercise, settings),
+        lambda: discrimination.grade_stub(registries, exercise, settings)]
+    runs += [functools.partial(discrimination.grade_wrong, registries, exercise, w, settings, work)
              for w in wrongs if not only or w.name in only]
     failed = False
     total = 0.0

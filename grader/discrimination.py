@@ -112,7 +112,7 @@ def _from_entry(entry: Any, table: Path) -> WrongSolution:
         for e in edits
     ):
         problems.append("needs one or more [[mutation.edit]] with replace and with")
-    if problems:
+    if problems or not isinstance(name, str) or not isinstance(loses, list):
         raise PluginError(f"{table}: mutation {name!r}: " + "; ".join(problems))
     return WrongSolution(
         "wrong_" + name.replace("-", "_"), entry["wrong"].strip(), tuple(loses),
