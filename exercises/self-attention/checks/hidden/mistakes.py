@@ -15,11 +15,15 @@ import torch
 
 
 def close(actual: torch.Tensor, other: torch.Tensor, atol: float = 1e-4) -> bool:
-    """Whether two tensors agree within ``atol`` (NaN where the other has NaN counts as agreeing)."""
+    """Whether two tensors agree within ``atol``, NaN-insensitively: where the recomputed mistake has NaN (a row
+    with no allowed key), a student's 0 agrees as well as a NaN does (many solutions, like the reference, replace
+    those NaN with 0)."""
     if tuple(actual.shape) != tuple(other.shape):
         return False
-    return bool(torch.allclose(actual.to(torch.float64), other.to(torch.float64), rtol=1e-4, atol=atol,
-                               equal_nan=True))
+    actual, other = actual.to(torch.float64), other.to(torch.float64)
+    undefined = other.isnan()
+    actual = torch.where(undefined & (actual.isnan() | (actual == 0)), 0.0, actual)
+    return bool(torch.allclose(actual, torch.where(undefined, 0.0, other), rtol=1e-4, atol=atol, equal_nan=True))
 
 
 # -- classic mistakes, recomputed ----------------------------------------------------------------------
@@ -27,14 +31,21 @@ def close(actual: torch.Tensor, other: torch.Tensor, atol: float = 1e-4) -> bool
 
 def sdpa_variant(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None,
                  is_causal: bool = False, *, scale: float | None = None, softmax_dim: int = -1,
-                 mask_mode: str = "apply", causal_mode: str = "tril") -> tuple[torch.Tensor, torch.Tensor]:
-    """Attention as a student might write it; the defaults give the right answer."""
+                 mask_mode: str = "apply", causal_mode: str = "tril",
+                 nan_to_zero: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention as a student might write it; the defaults give the right answer.
+
+    ``nan_to_zero``: the weights' NaN (rows with no allowed key) become 0 before they weight v, as defensive
+    solutions (and the reference) do; the output then differs from the plain mistake's NaN rows.
+    """
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     scores = (q @ k.transpose(-2, -1)) * scale
     allowed = mask if mask is not None and mask_mode != "ignore" else None
     if is_causal:
-        ones = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool)
-        tri = {"tril": ones.tril(), "strict": ones.tril(-1), "triu": ones.triu()}[causal_mode]
+        length, keys = q.shape[-2], k.shape[-2]
+        ones = torch.ones(length, keys, dtype=torch.bool)
+        tri = {"tril": ones.tril(), "strict": ones.tril(-1), "triu": ones.triu(),
+               "bottom_right": ones.tril(keys - length)}[causal_mode]
         allowed = tri if allowed is None else allowed & tri
     if allowed is not None and mask_mode == "invert":
         allowed = ~allowed
@@ -43,6 +54,8 @@ def sdpa_variant(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.
     weights = torch.softmax(scores, dim=softmax_dim)
     if allowed is not None and mask_mode == "after":
         weights = weights * allowed
+    if nan_to_zero:
+        weights = torch.nan_to_num(weights, nan=0.0)
     return weights @ v, weights
 
 
@@ -60,6 +73,9 @@ SDPA_MISTAKES: list[tuple[dict[str, Any], str]] = [
                                 "diagonal (torch.ones(L, S, dtype=torch.bool).tril())"),
     ({"causal_mode": "triu"}, "with is_causal, query i attends the future (keys j >= i): it must attend the past, "
                               "keys j <= i (a lower-triangular mask, .tril())"),
+    ({"causal_mode": "bottom_right"}, "with is_causal and L != S your triangle is aligned at the bottom right "
+                                      "(tril(S - L)); here, as in torch, query i attends keys j <= i from the top "
+                                      "left: torch.ones(L, S, dtype=torch.bool).tril()"),
 ]
 
 
@@ -77,8 +93,9 @@ def sdpa_diagnose(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch
                 continue
             if "causal_mode" in kwargs and not is_causal:
                 continue
-            if close(actual, sdpa_variant(q, k, v, mask, is_causal, **kwargs)[which]):
-                return advice
+            for nan_to_zero in (False, True):
+                if close(actual, sdpa_variant(q, k, v, mask, is_causal, nan_to_zero=nan_to_zero, **kwargs)[which]):
+                    return advice
         return None
 
     return diagnose
@@ -138,10 +155,12 @@ def mha_diagnose(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, w:
             for kwargs, advice in outer:
                 if not kwargs and not core_kwargs:
                     continue
-                variant = mha_variant(query, key, value, w, num_heads, mask, is_causal, core=core_kwargs, **kwargs)
-                if close(actual, variant[which]):
-                    return f"two mistakes: {advice}; and {core_advice}" if advice and core_advice else (
-                        advice or core_advice)
+                for nan_to_zero in (False, True):
+                    variant = mha_variant(query, key, value, w, num_heads, mask, is_causal,
+                                          core={**core_kwargs, "nan_to_zero": nan_to_zero}, **kwargs)
+                    if close(actual, variant[which]):
+                        return f"two mistakes: {advice}; and {core_advice}" if advice and core_advice else (
+                            advice or core_advice)
         return None
 
     return diagnose

@@ -33,10 +33,17 @@ def test_sdpa_mask_with_causal(student, reference, sa):
     """A padding mask together with is_causal=True: a key is used only when both allow it"""
     q, k, v = torch.randn(2, 6, 8), torch.randn(2, 6, 8), torch.randn(2, 6, 4)
     mask = sa.padding_mask([6, 4], 6)[:, None, :]
-    what, out, weights = sa.sdpa_call(student, q, k, v, mask=mask, is_causal=True)
-    tol = sa.tol(q.dtype)
     advice = ("with both a mask and is_causal=True, a query may attend a key only where the mask is True AND "
               "the key is not in its future (combine them with &)")
+    _mask_with_causal(student, reference, sa, q, k, v, mask, advice)
+    # fewer queries than keys (decoding with a cache): the triangle starts at the top left, as torch's
+    q, k, v = torch.randn(2, 3, 8), torch.randn(2, 7, 8), torch.randn(2, 7, 4)
+    _mask_with_causal(student, reference, sa, q, k, v, sa.padding_mask([7, 5], 7)[:, None, :], advice)
+
+
+def _mask_with_causal(student, reference, sa, q, k, v, mask, advice):
+    what, out, weights = sa.sdpa_call(student, q, k, v, mask=mask, is_causal=True)
+    tol = sa.tol(q.dtype)
     diagnose = sa.sdpa_diagnose(q, k, v, mask=mask, is_causal=True)
     ref_out, ref_weights = reference.scaled_dot_product_attention(q, k, v, mask=mask, is_causal=True)
     sa.expect_close(out, sa.torch_sdpa(q, k, v, mask=mask, is_causal=True), name=f"output of {what} vs torch",
@@ -44,7 +51,7 @@ def test_sdpa_mask_with_causal(student, reference, sa):
     sa.expect_close(out, ref_out, name=f"output of {what}", advice=advice, diagnose=diagnose, **tol)
     sa.expect_close(weights, ref_weights, name=f"attention weights of {what}", advice=advice,
                     diagnose=sa.sdpa_diagnose(q, k, v, mask=mask, is_causal=True, which=1), **tol)
-    sa.expect_masked_zero(weights, mask & torch.ones(6, 6, dtype=torch.bool).tril(), what)
+    sa.expect_masked_zero(weights, mask & torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool).tril(), what)
 
 
 @pytest.mark.points(1)

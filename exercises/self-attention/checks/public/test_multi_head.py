@@ -3,6 +3,8 @@
 import pytest
 import torch
 
+from grader.testing import expect_type
+
 ADVICE = ("output differs from torch.nn.MultiheadAttention: project with x @ W.T + b, split d_model into "
           "num_heads heads of d_head, attend per head, concatenate, then apply w_o, b_o")
 WEIGHTS_ADVICE = ("the per-head attention weights differ from torch.nn.MultiheadAttention's: return the "
@@ -34,6 +36,19 @@ def test_mha_matches_torch(student, reference, sa):
     what, out, weights = sa.mha_call(student, d_model, num_heads, w, x, x, x)
     _compare(sa, reference, what, out, weights, d_model, num_heads, w, x, x, x, {})
     sa.expect_rows_sum_to_one(weights, what, **sa.tol(x.dtype))
+    # the same object again, on other inputs: nothing may carry over from the first call
+    mha = student.new("MultiHeadAttention", d_model, num_heads)
+    mha.load_weights(dict(w))
+    mha.forward(x, x, x)
+    other = torch.randn(2, 5, d_model)  # the same shape: a stale result must show as wrong values, not a crash
+    again = mha.forward(other, other, other)
+    expect_type(again, (tuple, list), "the value returned by a second forward")
+    assert len(again) == 2, "a second forward should return (output, attention_weights) too"
+    t_out, _ = sa.torch_mha(w, num_heads, other, other, other)
+    sa.expect_close(again[0], t_out, name="output of a second forward, on other inputs, vs torch", **sa.tol(x.dtype),
+                    advice=("a second forward on the same object, with other inputs, differs from torch although "
+                            "the first was right: forward must not keep anything from an earlier call (projected "
+                            "keys or values, a cache, weights changed in place)"))
 
 
 @pytest.mark.points(1)

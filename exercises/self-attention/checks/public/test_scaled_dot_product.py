@@ -74,8 +74,9 @@ def test_sdpa_padding_mask(student, reference, sa):
 
 @pytest.mark.points(1)
 def test_sdpa_causal(student, reference, sa):
-    """is_causal=True: query i attends keys 0..i only, as torch's is_causal"""
-    q, k, v = torch.randn(2, 6, 8), torch.randn(2, 6, 8), torch.randn(2, 6, 5)
-    what, out, weights = sa.sdpa_call(student, q, k, v, is_causal=True)
-    _compare(sa, reference, what, out, weights, q, k, v, is_causal=True)
-    sa.expect_masked_zero(weights, torch.ones(6, 6, dtype=torch.bool).tril(), what)
+    """is_causal=True: query i attends keys 0..i only, as torch's is_causal (also when L != S)"""
+    for length, keys in ((6, 6), (4, 7), (7, 4)):  # a square case hides a triangle aligned the wrong way
+        q, k, v = torch.randn(2, length, 8), torch.randn(2, keys, 8), torch.randn(2, keys, 5)
+        what, out, weights = sa.sdpa_call(student, q, k, v, is_causal=True)
+        _compare(sa, reference, what, out, weights, q, k, v, is_causal=True)
+        sa.expect_masked_zero(weights, torch.ones(length, keys, dtype=torch.bool).tril(), what)
