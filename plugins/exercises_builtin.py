@@ -11,6 +11,9 @@ from grader import hookimpl
 from grader.paths import exercises_root, reference_root
 from grader.registry import ExerciseRegistry
 
+#: a developer's checkout wins over installed course wheels (an instructor's is 1, a student's 0)
+RANK = 2
+
 
 @hookimpl
 def grader_register_exercises(registry: ExerciseRegistry) -> None:
@@ -18,4 +21,4 @@ def grader_register_exercises(registry: ExerciseRegistry) -> None:
     if not root.is_dir():
         return
     for folder in sorted(p for p in root.iterdir() if (p / "exercise.toml").is_file()):
-        registry.add_folder(folder, reference=reference_root() / folder.name)
+        registry.add_folder(folder, reference=reference_root() / folder.name, rank=RANK)
