@@ -127,9 +127,30 @@ def spearman(x: list[float], y: list[float]) -> float:
     return float(torch.corrcoef(torch.stack([rx, ry]))[0, 1])
 
 
+#: (query, the word listed before it with exactly the same vector) in :func:`duplicates_file`
+DUPLICATES = (("colour", "color"), ("gray", "grey"), ("theatre", "theater"), ("centre", "center"),
+              ("honour", "honor"), ("metre", "meter"))
+
+
+def duplicates_file(seed: int = 7) -> str:
+    """A small vectors file in which some words' nearest neighbour is NOT themselves: an earlier word has exactly
+    the same vector (real files hold such rows), so the two tie at cosine 1 and the other word may rank first."""
+    g = torch.Generator().manual_seed(seed)
+    words = [f"word{i}" for i in range(24)]
+    rows = {w: torch.randn(8, generator=g) for w in words}
+    lines = []
+    for query, twin in DUPLICATES:
+        rows[twin] = rows[query] = torch.randn(8, generator=g)
+        words += [twin, f"filler{len(lines)}", query]
+        rows[f"filler{len(lines)}"] = torch.randn(8, generator=g)
+        lines.append(query)
+    return "".join(w + " " + " ".join(f"{float(v):.6f}" for v in rows[w]) + "\n" for w in words)
+
+
 @pytest.fixture(scope="session")
 def we() -> SimpleNamespace:
     """Helpers for the word-embeddings checks."""
     return SimpleNamespace(as_pairs=as_pairs, neighbour_scores=neighbour_scores, analogy_scores=analogy_scores,
                            check_ranking=check_ranking, analogy_questions=analogy_questions,
+                           duplicates_file=duplicates_file, DUPLICATES=DUPLICATES,
                            similarity_pairs=similarity_pairs, spearman=spearman)

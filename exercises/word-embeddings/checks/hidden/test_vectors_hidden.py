@@ -75,5 +75,7 @@ def test_oov_hidden(wv, ref_wv, we, targets):
                      we.analogy_scores(ref_wv, "man", "king", "woman"), ["man", "king", "woman"], 2,
                      "analogy with capitalised words", float(targets["score_tolerance"]), hidden=True)
     value = wv.similarity("LONDON", "Paris")
-    assert type(value) in (float, int) and abs(value - ref_wv.similarity("london", "paris")) <= 1e-4, (
+    assert type(value) in (float, int), (
+        f"similarity() should return a Python float, got {type(value).__name__}: convert the score with float(...)")
+    assert abs(value - ref_wv.similarity("london", "paris")) <= 1e-4, (
         "similarity('LONDON', 'Paris') should use the lower-case words' vectors")

@@ -54,7 +54,7 @@ def test_cosine_similarity(student, reference):
 
 @pytest.mark.points(1)
 def test_vector_lookup_and_oov(wv, ref_wv):
-    """vector() with the lower-case fallback and KeyError for OOV; lookup() gives zeros and found flags"""
+    """vector() and lookup(): lower-case fallback, KeyError / zeros and found flags for OOV, unchanged by searches"""
     assert_tensor_close(wv.vector("king"), ref_wv.vector("king"), rtol=0.0, atol=0.0, name='vector("king")',
                         advice="vector(word) is the word's row of the vectors, float32")
     assert_tensor_close(wv.vector("Paris"), ref_wv.vector("paris"), rtol=0.0, atol=0.0, name='vector("Paris")',
@@ -78,14 +78,37 @@ def test_vector_lookup_and_oov(wv, ref_wv):
     expect_type(empty, (list, tuple), "lookup([])")
     assert isinstance(empty[0], torch.Tensor) and tuple(empty[0].shape) == (0, ref_matrix.shape[1]), (
         f"lookup([]) should give a (0, {ref_matrix.shape[1]}) matrix")
+    # the same object after similarity, neighbours and analogies: the stored vectors must be what the file holds
+    wv.similarity("king", "queen")
+    wv.most_similar("king", k=3)
+    wv.analogy("man", "king", "woman", k=1)
+    assert_tensor_close(wv.vector("king"), ref_wv.vector("king"), rtol=0.0, atol=0.0,
+                        name='vector("king") after similarity, most_similar and analogy', advice=(
+                            "vector('king') changed after similarity, most_similar or analogy were called: they must "
+                            "not modify the stored vectors (normalise into a new tensor, never in place with /= or "
+                            "-=)"))
+    again, _ = wv.lookup(words)
+    assert_tensor_close(again, ref_matrix, rtol=0.0, atol=0.0, name="lookup(words) after the other methods",
+                        advice="lookup() changed after the other methods ran: they must leave the stored vectors alone")
 
 
 @pytest.mark.points(1)
-def test_most_similar(wv, ref_wv, we, targets):
-    """most_similar gives the k nearest words by cosine, best first, without the query word"""
+def test_most_similar(student, reference, wv, ref_wv, we, targets, job_files):
+    """most_similar gives the k nearest words by cosine, best first, without the query word (even when tied)"""
     for word, k in (("king", 10), ("music", 5), ("greek", 3)):
         we.check_ranking(wv.most_similar(word, k=k), ref_wv, we.neighbour_scores(ref_wv, word), [word], k,
                          f"most_similar({word!r}, k={k})", float(targets["score_tolerance"]))
+    # a file where another word has exactly the query's vector: the query is not necessarily ranked first
+    path = job_files.write("duplicates/vectors.txt", we.duplicates_file())
+    small = student.new("WordVectors", path)
+    ref_small = reference.WordVectors(str(job_files.root / "in" / "duplicates" / "vectors.txt"))
+    for word, twin in we.DUPLICATES:
+        we.check_ranking(small.most_similar(word, k=3), ref_small, we.neighbour_scores(ref_small, word), [word], 3,
+                         f"most_similar({word!r}, k=3) on a file where {twin!r} has exactly {word!r}'s vector",
+                         float(targets["score_tolerance"]), advice=lambda pairs, w=word, t=twin: (
+                             f"{t!r} ties with {w!r} at cosine 1, so the query need not come first: leave the query "
+                             "out by its row (its score set to -inf), not by dropping the first result"
+                             if w in [p[0] for p in pairs] or t not in [p[0] for p in pairs] else None))
 
 
 @pytest.mark.points(1)
