@@ -3,8 +3,9 @@
 A shared line is no evidence: ``with torch.no_grad():`` is in every exercise.  What counts is text that
 only the secret files hold.  Per exercise, three kinds of secret are collected:
 
-* **code**: runs of :data:`N` words (identifiers, numbers, words of strings and comments; punctuation and
-  layout ignored) of the reference and of the hidden checks, about two to four lines of code;
+* **code**: runs of :data:`N` words of the reference and of the hidden checks (in Python, the names and
+  numbers of the code, strings and comments left to the literals; punctuation and layout ignored), about
+  two to four lines of code;
 * **literals**: string constants of at least :data:`MIN_LITERAL` characters in those files;
 * **data**: lines of at least :data:`MIN_DATA_LINE` characters of the hidden data files (held-out text).
 
@@ -72,9 +73,22 @@ def tokens(text: str) -> list[tuple[str, int]]:
     return out
 
 
+def code_tokens(text: str) -> list[tuple[str, int]] | None:
+    """The words of Python code without its strings and comments (those are judged as literals), or None."""
+    import io
+    import tokenize
+
+    try:
+        toks = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return None
+    return [(t.string, t.start[0]) for t in toks if t.type in (tokenize.NAME, tokenize.NUMBER)]
+
+
 def ngrams(path: Path) -> dict[tuple[str, ...], int]:
-    """Every run of :data:`N` tokens of ``path`` -> the line it starts on."""
-    toks = tokens(_read(path))
+    """Every run of :data:`N` tokens of ``path`` -> the line it starts on (code words only, for Python)."""
+    text = _read(path)
+    toks = (code_tokens(text) if path.suffix == ".py" else None) or tokens(text)
     grams: dict[tuple[str, ...], int] = {}
     for i in range(len(toks) - N + 1):
         grams.setdefault(tuple(t for t, _ in toks[i:i + N]), toks[i][1])
