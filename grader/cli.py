@@ -246,7 +246,6 @@ def demo(exercise: str, out: Path, sandbox: str | None) -> None:
     folder's sample/ (self-attention does, where the course is installed).
     """
     from grader import api
-    from grader.errors import GraderError
     from grader.scaffold import SAMPLE, SAMPLE_ID
 
     registries = _registries()

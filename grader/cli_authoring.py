@@ -93,11 +93,7 @@ def _static_problems(registries: Any, exercise_id: str) -> list[str]:
         wrongs = discrimination.wrong_solutions(discrimination.curriculum_dir(exercise))
     except GraderError as exc:
         return [*problems, str(exc)]
-    names = {c.name for c in checks}
-    for wrong in wrongs:
-        unknown = [n for n in wrong.loses if n not in names]
-        if unknown:
-            problems.append(f"{wrong.name}: loses {', '.join(unknown)}, which is not a check of {exercise.id}")
+    problems += discrimination.unknown_losses(exercise, wrongs)
     problems += discrimination.coverage_problems(exercise, wrongs) if wrongs else [
         f"no wrong solutions in {discrimination.curriculum_dir(exercise)}"]
     return problems

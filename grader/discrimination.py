@@ -183,10 +183,9 @@ def grade_stub(registries: Any, exercise: Exercise, settings: Any) -> Outcome:
 def grade_wrong(registries: Any, exercise: Exercise, wrong: WrongSolution, settings: Any, work: Path) -> Outcome:
     """Grade ``wrong`` on the checks it must lose; each must not pass, and none may be a grader error."""
     started = time.perf_counter()
-    known = {c.name for c in static_checks(exercise.checks_dir)[0]}
-    unknown = [n for n in wrong.loses if n not in known]
+    unknown = unknown_losses(exercise, [wrong])
     if unknown:
-        return Outcome(wrong.name, [f"{', '.join(unknown)} not a check of {exercise.id}"], 0.0)
+        return Outcome(wrong.name, unknown, 0.0)
     try:
         path = wrong.materialize(exercise.reference_dir, work / wrong.name)
     except PluginError as exc:
@@ -199,6 +198,13 @@ def grade_wrong(registries: Any, exercise: Exercise, wrong: WrongSolution, setti
     if crashed:
         problems.append(f"grader errors (a bug in the checks): {_summary(result)}")
     return Outcome(wrong.name, problems, time.perf_counter() - started, result.score, result.max_score)
+
+
+def unknown_losses(exercise: Exercise, wrongs: list[WrongSolution]) -> list[str]:
+    """A ``loses`` entry that names no check of the exercise (a typo, or a check since renamed)."""
+    names = {c.name for c in static_checks(exercise.checks_dir)[0]}
+    return [f"{w.name}: loses {', '.join(bad)}, which is not a check of {exercise.id}"
+            for w in wrongs if (bad := [n for n in w.loses if n not in names])]
 
 
 def coverage_problems(exercise: Exercise, wrongs: list[WrongSolution]) -> list[str]:

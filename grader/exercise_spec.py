@@ -203,11 +203,9 @@ def check_points(checks_dir: Path, declared: float, where: Path) -> None:
     """
     checks, problems = static_checks(checks_dir)
     total = sum(c.points or 0.0 for c in checks)
-    if problems:
-        pass
-    elif (checks_dir / "hidden").is_dir() and abs(total - declared) > 1e-9:
+    if not problems and (checks_dir / "hidden").is_dir() and abs(total - declared) > 1e-9:
         problems.append(f"the checks' points markers add up to {total:g}, but points = {declared:g}")
-    elif total > declared + 1e-9:  # a student pack ships without hidden/: its public checks are a part
+    elif not problems and total > declared + 1e-9:  # a student pack ships without hidden/: a part of the total
         problems.append(f"the public checks are worth {total:g} points, more than points = {declared:g}")
     if problems:
         raise PluginError(f"{where}: " + "; ".join(problems))

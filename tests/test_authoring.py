@@ -153,3 +153,14 @@ def test_check_exercise_discrimination_passes_on_a_fresh_scaffold(tmp_path, monk
     labels = ("reference", "stub", "wrong_sum_over_wrong_dim", "wrong_no_max_subtraction", "wrong_accepts_integers")
     for label in labels:
         assert re.search(rf"✔ {label}\s", result.output), result.output
+
+
+def test_check_exercise_reports_a_loses_line_naming_no_check(tmp_path, monkeypatch):
+    _scaffold(tmp_path)
+    table = tmp_path / "tests" / "curriculum" / "demo-x" / "mutations.toml"
+    table.write_text(table.read_text().replace('loses = ["test_softmax_matches_torch"]',
+                                               'loses = ["test_softmax_matches_torch", "test_softmax_typo"]'))
+    monkeypatch.setenv("GRADER_EXERCISES", str(tmp_path))
+    result = CliRunner().invoke(main, ["check-exercise", "demo-x"])
+    assert result.exit_code == 1
+    assert "wrong_sum_over_wrong_dim: loses test_softmax_typo, which is not a check of demo-x" in result.output
