@@ -164,3 +164,18 @@ def test_check_exercise_reports_a_loses_line_naming_no_check(tmp_path, monkeypat
     result = CliRunner().invoke(main, ["check-exercise", "demo-x"])
     assert result.exit_code == 1
     assert "wrong_sum_over_wrong_dim: loses test_softmax_typo, which is not a check of demo-x" in result.output
+
+
+@pytest.mark.slow
+def test_sample_exercise_gives_full_marks_to_a_softmax_written_another_way(tmp_path):
+    """exp(x - logsumexp(x)) and torch.is_floating_point are as right as the reference's max-shift."""
+    from grader import api
+    from grader.config import Settings
+
+    (tmp_path / "solution.py").write_text(
+        "import torch\n\n\ndef softmax(x, dim=-1):\n    if not torch.is_floating_point(x):\n"
+        "        raise ValueError('floating point only')\n"
+        "    return torch.exp(x - torch.logsumexp(x, dim=dim, keepdim=True))\n")
+    result = api.grade(api.load(), "sample-softmax", tmp_path / "solution.py",
+                       Settings.load({"work_dir": tmp_path / "jobs"}, cwd=tmp_path))
+    assert result.score == result.max_score == 3, [(c.name, c.message) for c in result.checks]
