@@ -41,8 +41,9 @@ def test_cli_help_imports_nothing_heavy():
 def test_cli_list_table_and_json(run):
     table = run("list")
     assert table.exit_code == 0
-    assert table.output.splitlines()[0].split() == ["ID", "LEVEL", "TITLE", "POINTS", "DEVICE"]
-    assert "sample-add" in table.output
+    assert table.output.splitlines()[0].split() == ["ID", "LEVEL", "TITLE", "POINTS", "DEVICE", "SOURCE"]
+    row = next(line for line in table.output.splitlines() if line.startswith("sample-add "))
+    assert row.split()[-1] == "grader_sample_exercise", "SOURCE says which plugin the exercise comes from"
     items = json.loads(run("list", "--json").output)
     sample = next(i for i in items if i["id"] == "sample-add")
     assert {"id", "title", "level", "points"} <= set(sample) and sample["points"] == 4
