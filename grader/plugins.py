@@ -23,6 +23,7 @@ DEFAULT_PLUGINS = (
     "grader.builtin.report_json",
     "grader.builtin.report_html",
     "grader.builtin.assets_offline",
+    "grader.builtin.assets_seq2seq",
     "grader.builtin.assets_online",
     "grader.builtin.policy_late",
     "grader.builtin.policy_rate_limit",
