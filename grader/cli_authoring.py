@@ -39,14 +39,16 @@ def new_exercise(exercise_id: str, level: str, points: int, title: str | None, c
 @click.command("check-exercise")
 @click.argument("exercise_id", metavar="ID")
 @click.option("--discrimination", is_flag=True,
-              help="Also grade the reference (must score 100 %), the stub (0 %) and every wrong solution "
-                   "(each must lose the checks its `loses` names).")
+              help="Also grade the reference (must score 100 %), the stub (0 %), every wrong solution "
+                   "(each must lose the checks its `loses` names) and every right solution (full marks on "
+                   "the checks its `keeps` names, or on all).")
 @click.option("--sandbox", metavar="NAME", help="Sandbox backend for the discrimination run.")
-@click.option("--only", "only", metavar="NAME", multiple=True, help="Grade only these wrong solutions.")
+@click.option("--only", "only", metavar="NAME", multiple=True,
+              help="Grade only these wrong or right solutions (wrong_x, right_y).")
 def check_exercise(exercise_id: str, discrimination: bool, sandbox: str | None, only: tuple[str, ...]) -> None:
     """Check exercise ID against the authoring contract, without grading (unless --discrimination).
 
-    Reports problems with markers, points, visibility, layout and wrong solutions; exit code 1 if any.
+    Reports problems with markers, points, visibility, layout and kept solutions; exit code 1 if any.
     """
     from grader import api
     from grader.config import Settings
@@ -58,7 +60,8 @@ def check_exercise(exercise_id: str, discrimination: bool, sandbox: str | None, 
     if problems:
         sys.exit(1)
     exercise = registries.exercises.get(exercise_id)
-    click.secho(f"  ✔ {exercise_id}: layout, markers ({exercise.points:g} points) and wrong solutions", fg="green")
+    click.secho(f"  ✔ {exercise_id}: layout, markers ({exercise.points:g} points), wrong and right solutions",
+                fg="green")
     if not discrimination:
         return
     with tempfile.TemporaryDirectory(prefix="grader-check-exercise-") as work:
@@ -91,9 +94,11 @@ def _static_problems(registries: Any, exercise_id: str) -> list[str]:
         problems.append("no public check: students could check nothing before submitting")
     try:
         wrongs = discrimination.wrong_solutions(discrimination.curriculum_dir(exercise))
+        rights = discrimination.right_solutions(discrimination.curriculum_dir(exercise))
     except GraderError as exc:
         return [*problems, str(exc)]
     problems += discrimination.unknown_losses(exercise, wrongs)
+    problems += discrimination.unknown_losses(exercise, rights)
     problems += discrimination.coverage_problems(exercise, wrongs) if wrongs else [
         f"no wrong solutions in {discrimination.curriculum_dir(exercise)}"]
     return problems
@@ -102,12 +107,14 @@ def _static_problems(registries: Any, exercise_id: str) -> list[str]:
 def _discriminate(registries: Any, exercise: Any, settings: Any, work: Path, only: set[str]) -> bool:
     from grader import discrimination
 
-    wrongs = discrimination.wrong_solutions(discrimination.curriculum_dir(exercise))
+    folder = discrimination.curriculum_dir(exercise)
     runs: list[Callable[[], discrimination.Outcome]] = [] if only else [
         lambda: discrimination.grade_reference(registries, exercise, settings),
         lambda: discrimination.grade_stub(registries, exercise, settings)]
     runs += [functools.partial(discrimination.grade_wrong, registries, exercise, w, settings, work)
-             for w in wrongs if not only or w.name in only]
+             for w in discrimination.wrong_solutions(folder) if not only or w.name in only]
+    runs += [functools.partial(discrimination.grade_right, registries, exercise, r, settings, work)
+             for r in discrimination.right_solutions(folder) if not only or r.name in only]
     failed = False
     total = 0.0
     for run in runs:

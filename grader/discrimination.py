@@ -10,6 +10,13 @@ Wrong solutions live in the course folder beside the exercises, at ``tests/curri
 
 A wrong solution is graded only on the checks it must lose (a pytest ``-k`` selection), so the self-test
 costs the reference's and the stub's full runs plus a few checks per mistake.
+
+Right solutions are the other half of discrimination: correct code written another way (another library,
+another valid algorithm, einsum for matmul) that must keep full marks, so a check that rejects a correct
+answer is caught as surely as one that accepts a wrong one.  They live in the same folder, as
+``right_<what>.py`` (``# right: <what is different>``, optional ``# keeps: test_a, test_b``) or as
+``[[right]]`` entries of ``mutations.toml`` (``name``, ``right``, optional ``keeps``, ``[[right.edit]]``);
+without ``keeps`` a right solution is graded on every check.
 """
 
 from __future__ import annotations
@@ -29,6 +36,10 @@ from grader.models import Exercise, GradeResult
 
 _LOSES = re.compile(r"^# loses: (.+)$", re.MULTILINE)
 _WRONG = re.compile(r"^# wrong: (.+)$", re.MULTILINE)
+_KEEPS = re.compile(r"^# keeps: (.+)$", re.MULTILINE)
+_RIGHT = re.compile(r"^# right: (.+)$", re.MULTILINE)
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+Edit = tuple[str, str, str]  # (file, replace, with)
 
 
 @dataclass(frozen=True)
@@ -39,26 +50,53 @@ class WrongSolution:
     wrong: str
     loses: tuple[str, ...]
     path: Path | None = None  # a wrong_*.py file
-    edits: tuple[tuple[str, str, str], ...] = ()  # (file, replace, with) applied to the reference
+    edits: tuple[Edit, ...] = ()  # applied to the reference
+
+    @property
+    def checks(self) -> tuple[str, ...]:
+        return self.loses
 
     def materialize(self, reference_dir: Path | None, dest: Path) -> Path:
         """The submission to grade: the file itself, or a copy of the reference with the edits applied."""
-        if self.path is not None:
-            return self.path
-        if reference_dir is None:
-            raise PluginError(f"mutation {self.name!r} needs the exercise's reference, which is not installed")
-        if dest.exists():
-            shutil.rmtree(dest)
-        shutil.copytree(reference_dir, dest, ignore=shutil.ignore_patterns("__pycache__"))
-        for file, old, new in self.edits:
-            target = dest / file
-            text = target.read_text(encoding="utf-8")
-            count = text.count(old)
-            if count != 1:
-                raise PluginError(f"mutation {self.name!r}: {old!r} occurs {count} times in the reference's "
-                                  f"{file} (it must occur exactly once: update the mutation)")
-            target.write_text(text.replace(old, new), encoding="utf-8")
-        return dest
+        return _materialize(self.name, self.path, self.edits, reference_dir, dest)
+
+
+@dataclass(frozen=True)
+class RightSolution:
+    """Correct code written another way, and the checks it must pass (empty: every check)."""
+
+    name: str
+    right: str
+    keeps: tuple[str, ...] = ()
+    path: Path | None = None  # a right_*.py file
+    edits: tuple[Edit, ...] = ()
+
+    @property
+    def checks(self) -> tuple[str, ...]:
+        return self.keeps
+
+    def materialize(self, reference_dir: Path | None, dest: Path) -> Path:
+        return _materialize(self.name, self.path, self.edits, reference_dir, dest)
+
+
+def _materialize(name: str, path: Path | None, edits: tuple[Edit, ...], reference_dir: Path | None,
+                 dest: Path) -> Path:
+    if path is not None:
+        return path
+    if reference_dir is None:
+        raise PluginError(f"mutation {name!r} needs the exercise's reference, which is not installed")
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(reference_dir, dest, ignore=shutil.ignore_patterns("__pycache__"))
+    for file, old, new in edits:
+        target = dest / file
+        text = target.read_text(encoding="utf-8")
+        count = text.count(old)
+        if count != 1:
+            raise PluginError(f"mutation {name!r}: {old!r} occurs {count} times in the reference's "
+                              f"{file} (it must occur exactly once: update the mutation)")
+        target.write_text(text.replace(old, new), encoding="utf-8")
+    return dest
 
 
 def curriculum_dir(exercise: Exercise) -> Path:
@@ -68,56 +106,110 @@ def curriculum_dir(exercise: Exercise) -> Path:
 
 def wrong_solutions(folder: Path) -> list[WrongSolution]:
     """Every wrong solution kept in ``folder``, files first, then mutations; malformed entries raise."""
-    found = [_from_file(path) for path in sorted(folder.glob("wrong_*.py"))]
-    table = folder / "mutations.toml"
-    if table.is_file():
-        try:
-            entries = tomllib.loads(table.read_text(encoding="utf-8")).get("mutation", [])
-        except tomllib.TOMLDecodeError as exc:
-            raise PluginError(f"{table}: {exc}") from None
-        found += [_from_entry(entry, table) for entry in entries]
-    names = [w.name for w in found]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise PluginError(f"{folder}: two wrong solutions are named {', '.join(dupes)}")
+    found = [_wrong_from_file(path) for path in sorted(folder.glob("wrong_*.py"))]
+    found += [_wrong_from_entry(entry, folder / "mutations.toml") for entry in _entries(folder, "mutation")]
+    _refuse_duplicates(folder, [w.name for w in found])
     return found
 
 
-def _from_file(path: Path) -> WrongSolution:
+def right_solutions(folder: Path) -> list[RightSolution]:
+    """Every right solution kept in ``folder``, files first, then ``[[right]]`` entries."""
+    found = [_right_from_file(path) for path in sorted(folder.glob("right_*.py"))]
+    found += [_right_from_entry(entry, folder / "mutations.toml") for entry in _entries(folder, "right")]
+    _refuse_duplicates(folder, [r.name for r in found])
+    return found
+
+
+def _entries(folder: Path, key: str) -> list[Any]:
+    table = folder / "mutations.toml"
+    if not table.is_file():
+        return []
+    try:
+        entries = tomllib.loads(table.read_text(encoding="utf-8")).get(key, [])
+    except tomllib.TOMLDecodeError as exc:
+        raise PluginError(f"{table}: {exc}") from None
+    if not isinstance(entries, list):
+        raise PluginError(f"{table}: {key} must be an array of tables ([[{key}]])")
+    return entries
+
+
+def _refuse_duplicates(folder: Path, names: list[str]) -> None:
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise PluginError(f"{folder}: two solutions are named {', '.join(dupes)}")
+
+
+def _names(lines: list[str]) -> tuple[str, ...]:
+    return tuple(name.strip() for line in lines for name in line.split("#", 1)[0].split(",") if name.strip())
+
+
+def _wrong_from_file(path: Path) -> WrongSolution:
     text = path.read_text(encoding="utf-8")
     wrong = _WRONG.search(text)
     lines = _LOSES.findall(text)
     if not wrong or not lines:
         raise PluginError(f"{path} needs a '# wrong: ...' line and a '# loses: check_a, check_b' line")
-    loses = [name.strip() for line in lines for name in line.split("#", 1)[0].split(",") if name.strip()]
-    return WrongSolution(path.stem, wrong.group(1).strip(), tuple(loses), path=path)
+    return WrongSolution(path.stem, wrong.group(1).strip(), _names(lines), path=path)
 
 
-def _from_entry(entry: Any, table: Path) -> WrongSolution:
-    if not isinstance(entry, dict):
-        raise PluginError(f"{table}: each [[mutation]] must be a table")
-    unknown = set(entry) - {"name", "wrong", "loses", "edit"}
-    name = entry.get("name")
-    edits = entry.get("edit", [])
-    problems = [f"unknown key {k!r}" for k in sorted(unknown)]
-    if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
+def _right_from_file(path: Path) -> RightSolution:
+    text = path.read_text(encoding="utf-8")
+    right = _RIGHT.search(text)
+    if not right:
+        raise PluginError(f"{path} needs a '# right: <what it does differently>' line")
+    return RightSolution(path.stem, right.group(1).strip(), _names(_KEEPS.findall(text)), path=path)
+
+
+def _common_problems(entry: dict[str, Any], kind: str, says: str) -> list[str]:
+    """What is wrong with a [[mutation]] or [[right]] entry's name, description and edits."""
+    problems = [f"unknown key {k!r}" for k in sorted(set(entry) - {"name", says, "loses", "keeps", "edit"})]
+    if not isinstance(entry.get("name"), str) or not _NAME.fullmatch(entry["name"]):
         problems.append("name must be lower-case letters, digits, '-' or '_'")
-    if not isinstance(entry.get("wrong"), str) or not entry["wrong"].strip():
-        problems.append("wrong must say what is wrong")
-    loses = entry.get("loses")
-    if not isinstance(loses, list) or not loses or not all(isinstance(x, str) for x in loses):
-        problems.append("loses must list the checks it must lose")
+    if not isinstance(entry.get(says), str) or not entry[says].strip():
+        problems.append(f"{says} must say what is {'wrong' if says == 'wrong' else 'done differently'}")
+    edits = entry.get("edit", [])
     if not isinstance(edits, list) or not edits or not all(
         isinstance(e, dict) and isinstance(e.get("replace"), str) and isinstance(e.get("with"), str) and e["replace"]
         for e in edits
     ):
-        problems.append("needs one or more [[mutation.edit]] with replace and with")
-    if problems or not isinstance(name, str) or not isinstance(loses, list):
-        raise PluginError(f"{table}: mutation {name!r}: " + "; ".join(problems))
-    return WrongSolution(
-        "wrong_" + name.replace("-", "_"), entry["wrong"].strip(), tuple(loses),
-        edits=tuple((str(e.get("file", "solution.py")), e["replace"], e["with"]) for e in edits),
-    )
+        problems.append(f"needs one or more [[{kind}.edit]] with replace and with")
+    return problems
+
+
+def _edits(entry: dict[str, Any]) -> tuple[Edit, ...]:
+    return tuple((str(e.get("file", "solution.py")), e["replace"], e["with"]) for e in entry["edit"])
+
+
+def _check_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(x, str) for x in value)
+
+
+def _wrong_from_entry(entry: Any, table: Path) -> WrongSolution:
+    if not isinstance(entry, dict):
+        raise PluginError(f"{table}: each [[mutation]] must be a table")
+    problems = _common_problems(entry, "mutation", "wrong")
+    if "keeps" in entry:
+        problems.append("keeps belongs to [[right]] entries; a mutation names what it loses")
+    if not _check_list(entry.get("loses")) or not entry.get("loses"):
+        problems.append("loses must list the checks it must lose")
+    if problems:
+        raise PluginError(f"{table}: mutation {entry.get('name')!r}: " + "; ".join(problems))
+    return WrongSolution("wrong_" + entry["name"].replace("-", "_"), entry["wrong"].strip(), tuple(entry["loses"]),
+                         edits=_edits(entry))
+
+
+def _right_from_entry(entry: Any, table: Path) -> RightSolution:
+    if not isinstance(entry, dict):
+        raise PluginError(f"{table}: each [[right]] must be a table")
+    problems = _common_problems(entry, "right", "right")
+    if "loses" in entry:
+        problems.append("a right solution loses nothing: name the checks it must pass as keeps")
+    if "keeps" in entry and not _check_list(entry["keeps"]):
+        problems.append("keeps must list check names")
+    if problems:
+        raise PluginError(f"{table}: right {entry.get('name')!r}: " + "; ".join(problems))
+    return RightSolution("right_" + entry["name"].replace("-", "_"), entry["right"].strip(),
+                         tuple(entry.get("keeps", ())), edits=_edits(entry))
 
 
 def select_expression(names: tuple[str, ...] | list[str]) -> str:
@@ -200,11 +292,34 @@ def grade_wrong(registries: Any, exercise: Exercise, wrong: WrongSolution, setti
     return Outcome(wrong.name, problems, time.perf_counter() - started, result.score, result.max_score)
 
 
-def unknown_losses(exercise: Exercise, wrongs: list[WrongSolution]) -> list[str]:
-    """A ``loses`` entry that names no check of the exercise (a typo, or a check since renamed)."""
+def grade_right(registries: Any, exercise: Exercise, right: RightSolution, settings: Any, work: Path) -> Outcome:
+    """Grade ``right`` on the checks it keeps (every check when it names none); each must pass in full."""
+    started = time.perf_counter()
+    unknown = unknown_losses(exercise, [right])
+    if unknown:
+        return Outcome(right.name, unknown, 0.0)
+    try:
+        path = right.materialize(exercise.reference_dir, work / right.name)
+    except PluginError as exc:
+        return Outcome(right.name, [str(exc)], 0.0)
+    result = _grade(registries, exercise, path, settings, select_expression(right.keeps) if right.keeps else None)
+    by_name = {c.name.rsplit("::", 1)[-1]: c for c in result.checks}
+    problems = [f"a correct solution loses {n} ({c.status.value}: "
+                f"{c.message.splitlines()[0][:160] if c.message else 'no message'}): the check rejects a right answer"
+                for n, c in by_name.items()
+                 if (not right.keeps or n in right.keeps) and (c.status.value != "pass" or c.score != c.max_score)]
+    problems += [f"{n} did not run" for n in right.keeps if n not in by_name]
+    if not right.keeps and result.max_score != exercise.points:
+        problems.append(f"graded out of {result.max_score:g}, but the exercise declares {exercise.points:g}")
+    return Outcome(right.name, problems, time.perf_counter() - started, result.score, result.max_score)
+
+
+def unknown_losses(exercise: Exercise, solutions: list[WrongSolution] | list[RightSolution]) -> list[str]:
+    """A ``loses`` (or ``keeps``) entry that names no check of the exercise (a typo, or a check since renamed)."""
     names = {c.name for c in static_checks(exercise.checks_dir)[0]}
-    return [f"{w.name}: loses {', '.join(bad)}, which is not a check of {exercise.id}"
-            for w in wrongs if (bad := [n for n in w.loses if n not in names])]
+    verb = {WrongSolution: "loses", RightSolution: "keeps"}
+    return [f"{s.name}: {verb[type(s)]} {', '.join(bad)}, which is not a check of {exercise.id}"
+            for s in solutions if (bad := [n for n in s.checks if n not in names])]
 
 
 def coverage_problems(exercise: Exercise, wrongs: list[WrongSolution]) -> list[str]:

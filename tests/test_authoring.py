@@ -150,7 +150,8 @@ def test_check_exercise_discrimination_passes_on_a_fresh_scaffold(tmp_path, monk
     monkeypatch.setenv("GRADER_EXERCISES", ".")
     result = CliRunner().invoke(main, ["check-exercise", "demo-x", "--discrimination"])
     assert result.exit_code == 0, result.output
-    labels = ("reference", "stub", "wrong_sum_over_wrong_dim", "wrong_no_max_subtraction", "wrong_accepts_integers")
+    labels = ("reference", "stub", "wrong_sum_over_wrong_dim", "wrong_no_max_subtraction", "wrong_accepts_integers",
+              "right_logsumexp")
     for label in labels:
         assert re.search(rf"✔ {label}\s", result.output), result.output
 
@@ -166,16 +167,50 @@ def test_check_exercise_reports_a_loses_line_naming_no_check(tmp_path, monkeypat
     assert "wrong_sum_over_wrong_dim: loses test_softmax_typo, which is not a check of demo-x" in result.output
 
 
-@pytest.mark.slow
-def test_sample_exercise_gives_full_marks_to_a_softmax_written_another_way(tmp_path):
-    """exp(x - logsumexp(x)) and torch.is_floating_point are as right as the reference's max-shift."""
-    from grader import api
-    from grader.config import Settings
+def test_right_solutions_are_read_from_files_and_tables(tmp_path):
+    _scaffold(tmp_path)
+    folder = tmp_path / "tests" / "curriculum" / "demo-x"
+    (folder / "right_loop.py").write_text("# right: a Python loop over rows\n# keeps: test_softmax_matches_torch\n")
+    rights = discrimination.right_solutions(folder)
+    assert [(r.name, r.keeps) for r in rights] == [("right_loop", ("test_softmax_matches_torch",)),
+                                                   ("right_logsumexp", ())]
+    made = rights[1].materialize(tmp_path / "reference" / "demo-x", tmp_path / "m")
+    assert "logsumexp" in (made / "solution.py").read_text()
 
-    (tmp_path / "solution.py").write_text(
-        "import torch\n\n\ndef softmax(x, dim=-1):\n    if not torch.is_floating_point(x):\n"
-        "        raise ValueError('floating point only')\n"
-        "    return torch.exp(x - torch.logsumexp(x, dim=dim, keepdim=True))\n")
-    result = api.grade(api.load(), "sample-softmax", tmp_path / "solution.py",
-                       Settings.load({"work_dir": tmp_path / "jobs"}, cwd=tmp_path))
-    assert result.score == result.max_score == 3, [(c.name, c.message) for c in result.checks]
+
+@pytest.mark.parametrize("entry,says", [
+    ('name = "x"\nright = "r"\nloses = ["test_softmax_matches_torch"]', "loses nothing"),
+    ('name = "x"\nright = "r"', "[[right.edit]]"),
+    ('name = "x"\nright = ""\n[[right.edit]]\nreplace = "a"\nwith = "b"', "done differently"),
+])
+def test_malformed_right_entries_are_refused(tmp_path, entry, says):
+    (tmp_path / "mutations.toml").write_text("[[right]]\n" + entry + "\n")
+    with pytest.raises(PluginError) as exc:
+        discrimination.right_solutions(tmp_path)
+    assert says in str(exc.value)
+
+
+def test_check_exercise_reports_a_keeps_line_naming_no_check(tmp_path, monkeypatch):
+    _scaffold(tmp_path)
+    folder = tmp_path / "tests" / "curriculum" / "demo-x"
+    (folder / "right_loop.py").write_text("# right: a Python loop\n# keeps: test_softmax_typo\n")
+    monkeypatch.setenv("GRADER_EXERCISES", str(tmp_path))
+    result = CliRunner().invoke(main, ["check-exercise", "demo-x"])
+    assert result.exit_code == 1
+    assert "right_loop: keeps test_softmax_typo, which is not a check of demo-x" in result.output
+
+
+@pytest.mark.slow
+def test_a_check_that_rejects_a_right_solution_is_reported(tmp_path, monkeypatch):
+    """A right solution the checks fail is the check's fault, and check-exercise says which check."""
+    _scaffold(tmp_path)
+    folder = tmp_path / "tests" / "curriculum" / "demo-x"
+    # "right" by its header only: it normalises the columns, and the report names the check that says so
+    (folder / "right_columns.py").write_text(
+        "# right: normalises with torch.softmax\n# keeps: test_softmax_matches_torch\nimport torch\n\n\n"
+        "def softmax(x, dim=-1):\n    return torch.softmax(x, dim=0)\n")
+    monkeypatch.setenv("GRADER_EXERCISES", str(tmp_path))
+    result = CliRunner().invoke(main, ["check-exercise", "demo-x", "--discrimination", "--only", "right_columns"])
+    assert result.exit_code == 1, result.output
+    assert re.search(r"✘ right_columns\s", result.output), result.output
+    assert "a correct solution loses test_softmax_matches_torch" in result.output

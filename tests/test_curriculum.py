@@ -1,4 +1,5 @@
-"""The curriculum self-test: reference 100 %, untouched stub 0 %, every wrong solution loses what it names.
+"""The curriculum self-test: reference 100 %, untouched stub 0 %, every wrong solution loses what it names,
+every right solution (correct code written another way) keeps full marks.
 
 Wrong solutions are graded only on the checks their ``loses`` names (see :mod:`grader.discrimination`);
 the time each exercise takes is printed at the end of the run (also under pytest-xdist, which
@@ -22,6 +23,7 @@ from grader.paths import exercises_root
 EXERCISES = sorted(p.name for p in exercises_root().iterdir() if (p / "exercise.toml").is_file())
 CURRICULUM = Path(__file__).parent / "curriculum"
 WRONG = [(ex, w) for ex in EXERCISES for w in discrimination.wrong_solutions(CURRICULUM / ex)]
+RIGHT = [(ex, r) for ex in EXERCISES for r in discrimination.right_solutions(CURRICULUM / ex)]
 
 def times_file(controller_pid: int) -> Path:
     """Where this run's grading times go (one file per run, shared by xdist workers and their controller)."""
@@ -74,6 +76,14 @@ def test_curriculum_wrong_solution_loses_points(registries, exercise_id, wrong, 
     exercise = registries.exercises.get(exercise_id)
     outcome = _timed(exercise_id,
                      lambda: discrimination.grade_wrong(registries, exercise, wrong, settings, tmp_path))
+    assert outcome.ok, outcome.problems
+
+
+@pytest.mark.parametrize("exercise_id,right", RIGHT, ids=[f"{e}/{r.name}" for e, r in RIGHT])
+def test_curriculum_right_solution_keeps_full_marks(registries, exercise_id, right, settings, tmp_path):
+    exercise = registries.exercises.get(exercise_id)
+    outcome = _timed(exercise_id,
+                     lambda: discrimination.grade_right(registries, exercise, right, settings, tmp_path))
     assert outcome.ok, outcome.problems
 
 
