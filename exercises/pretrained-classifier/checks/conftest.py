@@ -62,15 +62,22 @@ def expect_pretrained(clf: Any, ref_clf: Any, texts: list[str], why: str = "") -
             f"{why}encode() returned shape {tuple(got.shape)}, expected {tuple(want.shape)} (batch, tokens, "
             f"hidden_size): tokenize with the model's own tokenizer, with its special tokens, padding=True, "
             f"truncation=True, max_length=128")
+    batch = ref_clf.tokenize(texts)
+    real = batch["attention_mask"].bool()  # padded positions' states feed nothing: compare the real tokens
     try:
-        assert_tensor_close(got, want, name="encode() hidden states", **TOL)
+        assert_tensor_close(got[real], want[real], name="encode() hidden states of the real tokens", **TOL)
     except AssertionError as exc:
         again = clf.encode(texts)
         ids = clf.tokenize(texts)
         ids = ids.get("input_ids") if isinstance(ids, dict) else None
-        if not (isinstance(ids, torch.Tensor) and torch.equal(ids, ref_clf.tokenize(texts)["input_ids"])):
+        with torch.no_grad():
+            unmasked = ref_clf.encoder(input_ids=batch["input_ids"]).last_hidden_state
+        if not (isinstance(ids, torch.Tensor) and torch.equal(ids, batch["input_ids"])):
             advice = ("tokenize() does not give the model's own token ids (see test_tokenizer_matches_model), so "
                       "the encoder reads different tokens")
+        elif torch.allclose(got[real], unmasked[real], **TOL):
+            advice = ("the encoder is called without the attention_mask, so the real tokens attend to the padding "
+                      "of the shorter texts: pass both, encoder(input_ids=..., attention_mask=...)")
         elif isinstance(again, torch.Tensor) and again.shape == got.shape and not torch.equal(again, got):
             advice = ("two calls on the same texts gave different hidden states: dropout is active; put the "
                       "encoder in eval mode (encoder.eval())")

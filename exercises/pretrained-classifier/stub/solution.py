@@ -30,14 +30,19 @@ vectors of the REAL tokens only:
     sentence[b] = sum_t hidden[b, t] * mask[b, t] / sum_t mask[b, t]
 
 Padding must not change a sentence's vector: a sentence alone and the same sentence padded in a batch
-embed the same.
+embed the same. Return the mean itself: do NOT L2-normalise it (the model's card adds a Normalize step for
+similarity search; here the checks compare the plain mean).
 
 HEAD: ``nn.Linear(hidden_size, num_labels)`` on the pooled vector gives the logits (no softmax: the loss,
 F.cross_entropy, applies log-softmax itself). hidden_size is ``encoder.config.hidden_size`` (384 for
 MiniLM; another model may differ: never hard-code it).
 
-TRAINING BUDGET: ``fit`` takes exactly ``steps`` optimiser steps (one mini-batch each) and returns the loss
-of each step. AdamW with lr=1e-2 on mini-batches of 16 drawn with a seeded torch.Generator works well.
+TRAINING BUDGET: ``fit`` takes exactly ``steps`` optimiser steps (one mini-batch of ``batch_size`` each, not
+an epoch) and returns the loss of each step, computed before that step's update. Use
+``torch.optim.AdamW(head.parameters(), lr=lr)``, made anew in each fit (its other defaults unchanged), zero
+the gradients before every backward pass, and draw the mini-batches with a ``torch.Generator`` seeded with
+``seed``: the same seed gives the same losses, another seed other batches. The checks replay a few AdamW steps on a head
+they load, so the training loop itself is graded, not only the accuracy it reaches.
 
 The checks compare with a reference built on the same model folder: hidden states within 1e-4, pooled
 vectors and logits within 1e-4; token ids exactly. Only plain data crosses the sandbox boundary: return

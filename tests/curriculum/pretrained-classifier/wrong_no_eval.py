@@ -1,5 +1,5 @@
 # wrong: the encoder is left in training mode, so dropout changes every forward pass
-# loses: test_encoder_is_pretrained, test_embed_and_logits, test_fit_trains_head_only, test_held_out_accuracy
+# loses: test_encoder_is_pretrained, test_embed_and_logits, test_fit_trains_head_only
 """A sentence classifier on a pre-trained encoder, with one deliberate mistake (see the first line)."""
 
 

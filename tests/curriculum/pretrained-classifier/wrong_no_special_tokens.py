@@ -1,5 +1,5 @@
 # wrong: the texts are tokenized without the model's special tokens ([CLS] and [SEP] are missing)
-# loses: test_tokenizer_matches_model, test_encoder_is_pretrained, test_embed_and_logits, test_held_out_accuracy
+# loses: test_tokenizer_matches_model, test_encoder_is_pretrained, test_embed_and_logits
 """A sentence classifier on a pre-trained encoder, with one deliberate mistake (see the first line)."""
 
 
