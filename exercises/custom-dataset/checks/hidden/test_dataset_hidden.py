@@ -92,6 +92,7 @@ def hidden_folder(lee_dir, seed, n_articles):
     csv_rows.insert(3, ["bad-1", "No text", "   ", "sport"])
     csv_rows.insert(7, ["bad-2", "Weather", "Rain is expected\nall week.", "weather"])  # spans two lines
     csv_rows.insert(9, ["bad-3", "Too many", "text", "world", "surplus"])
+    csv_rows.insert(9, [])  # a blank line (skipped silently) just before a bad row: its line number counts it
     export_rows = [[str(rng.randrange(1000)), a["id"], a["title"], a["text"], a["label"]] for a in parts["export"]]
     lines = [json.dumps({"id": a["id"], "headline": a["title"], "body": a["text"], "section": a["label"]},
                         ensure_ascii=rng.random() < 0.5) for a in parts["jsonl"]]
