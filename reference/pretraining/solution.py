@@ -88,6 +88,12 @@ class Pretrainer:
         c = self.config
         self.model = GPT(c["vocab_size"], c["context_length"], c["d_model"], c["num_layers"], c["num_heads"],
                          c["d_ff"]).to(self.device)
+        # built here rather than in train(): a process's first torch.optim optimiser imports torch._dynamo, which
+        # takes seconds, and train() must report at once
+        decay = [p for p in self.model.parameters() if p.dim() >= 2]
+        other = [p for p in self.model.parameters() if p.dim() < 2]
+        self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
+                                            {"params": other, "weight_decay": 0.0}], lr=c["lr"], betas=(0.9, 0.95))
 
     # -- the tokenizer -----------------------------------------------------------------------------------
     def train_tokenizer(self, splits: dict[str, str]) -> None:
@@ -136,10 +142,7 @@ class Pretrainer:
             raise RuntimeError("train the tokenizer first (train_tokenizer)")
         data = self._train_ids
         context, batch, every = c["context_length"], c["batch_size"], c["log_every"]
-        decay = [p for p in self.model.parameters() if p.dim() >= 2]
-        other = [p for p in self.model.parameters() if p.dim() < 2]
-        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
-                                       {"params": other, "weight_decay": 0.0}], lr=c["lr"], betas=(0.9, 0.95))
+        optimizer = self.optimizer
         losses: list[float] = []
         start = last = time.monotonic()
         self.model.train()

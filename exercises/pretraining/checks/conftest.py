@@ -9,6 +9,10 @@ learns the canary sentence by heart.
 Perplexity is always recomputed here from the student's own tokenizer and logits: the text is cut into
 chunks of context_length + 1 tokens that overlap by one token, padded with the student's pad id, and
 exp(summed NLL / number of real targets) is taken over all of them.
+
+Also here: the causality probe (change the second half of a window, the first half's logits must not move),
+the copy rate (a model trained on unshifted targets predicts the token it was given), and the readers of the
+progress file and of train()'s losses shared by the short public run and the hidden one.
 """
 
 from __future__ import annotations
