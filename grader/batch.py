@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from grader import __version__, api, hookimpl
+from grader import __version__, api, hookimpl, warm
 from grader.config import Settings
 from grader.errors import GraderError
 from grader.gradebook import Gradebook, Run, now
@@ -178,7 +178,7 @@ class Executor(Protocol):
 
 @dataclass
 class LocalExecutor:
-    """A thread pool: each job already runs in its own runner subprocess and sandbox."""
+    """A thread pool: each job runs in its own runner (a warm fork, see :mod:`grader.warm`) and sandbox."""
 
     registries: Registries
     settings: Settings
@@ -187,7 +187,8 @@ class LocalExecutor:
     tick: Callable[[], None] = field(default=lambda: None)
 
     def run(self, jobs: list[Job], out_root: Path) -> Iterator[tuple[Job, Outcome]]:
-        with ThreadPoolExecutor(max_workers=max(self.workers, 1), thread_name_prefix="grader-job") as pool:
+        with warm.pool(max(self.workers, 1), enabled=self.settings.warm and len(jobs) > 1), \
+                ThreadPoolExecutor(max_workers=max(self.workers, 1), thread_name_prefix="grader-job") as pool:
             pending: dict[Future[Outcome], Job] = {
                 pool.submit(grade_job, self.registries, job, self.settings, out_root): job for job in jobs}
             try:

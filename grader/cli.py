@@ -169,7 +169,7 @@ def grade_cmd(exercise: str, submissions: tuple[Path, ...], out: Path, sandbox: 
     none overwrites another.  Exit code 0 whenever grading worked, whatever the scores; 2 for usage
     errors, 3 when the grader itself failed on some submission (those results say grader_error).
     """
-    from grader import api
+    from grader import api, warm
     from grader.engine import choose_sandbox
     from grader.submission import result_names
 
@@ -178,17 +178,20 @@ def grade_cmd(exercise: str, submissions: tuple[Path, ...], out: Path, sandbox: 
     registries.exercises.get(exercise)
     choose_sandbox(registries, settings.sandbox)
     failed = 0
-    for sub, name in zip(submissions, result_names(list(submissions)), strict=True):
-        dest = out / name / exercise
-        click.echo(f"== {sub} -> {dest}")
-        try:
-            result = api.grade(registries, exercise, sub, settings, out_dir=dest)
-        except Exception as exc:  # a grader failure on one submission must not leave the others ungraded
-            click.secho(f"   grader_error: {type(exc).__name__}: {exc} (a grader problem; regrade it)", fg="cyan")
-            failed += 1
-            continue
-        _print_result(result, verbose=False)
-        failed += result.status.value == "grader_error"
+    # several submissions: warm runners (one import of pytest and torch for all); one: a cold start costs less
+    with warm.pool(1, enabled=settings.warm and len(submissions) > 1):
+        for sub, name in zip(submissions, result_names(list(submissions)), strict=True):
+            dest = out / name / exercise
+            click.echo(f"== {sub} -> {dest}")
+            try:
+                result = api.grade(registries, exercise, sub, settings, out_dir=dest)
+            except Exception as exc:  # a grader failure on one submission must not leave the others ungraded
+                click.secho(f"   grader_error: {type(exc).__name__}: {exc} (a grader problem; regrade it)",
+                            fg="cyan")
+                failed += 1
+                continue
+            _print_result(result, verbose=False)
+            failed += result.status.value == "grader_error"
     sys.exit(3 if failed else 0)
 
 

@@ -21,6 +21,9 @@ class Settings:
     :ivar threads: torch/OpenMP threads inside the worker
     :ivar work_dir: where per-job folders are made (default: the system temp dir)
     :ivar select: a pytest ``-k`` expression to grade a subset of checks (for check authors)
+    :ivar warm: batches, the server and several submissions at once grade with warm runners (forks of a
+        runner that has imported pytest and torch, one per job; see :mod:`grader.warm`); false: every job
+        starts its runner cold
     """
 
     sandbox: str | None = None
@@ -29,6 +32,7 @@ class Settings:
     threads: int = 2
     work_dir: Path | None = None
     select: str | None = None
+    warm: bool = True
 
     @classmethod
     def load(cls, overrides: dict[str, Any] | None = None, cwd: Path | None = None) -> Settings:
@@ -52,6 +56,15 @@ class Settings:
 
 
 def _coerce(name: str, value: Any) -> Any:
+    if name == "warm":
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise GraderError(f"setting warm must be true or false, got {value!r}")
     try:
         if name in ("seed", "threads"):
             return int(value)

@@ -17,7 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from grader import __version__
+from grader import __version__, warm
 from grader.assets import resolve as resolve_assets
 from grader.config import Settings
 from grader.errors import SandboxUnavailable
@@ -103,6 +103,11 @@ def _run_runner(cfg_path: Path, timeout: float) -> tuple[int | None, str]:
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTEST_DISABLE_PLUGIN_AUTOLOAD="1",
                HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
                GRADER_PARENT_PID=str(os.getpid()))
+    pool = warm.active()
+    if pool is not None:  # a fork of a runner that has imported pytest and torch; None: the pool failed
+        result = pool.run(cfg_path, timeout, env)
+        if result is not None:
+            return result
     proc = subprocess.Popen(
         [sys.executable, "-m", "grader.runner", str(cfg_path)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True,

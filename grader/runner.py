@@ -83,7 +83,7 @@ def run(cfg: RunnerConfig) -> int:
     return int(code)
 
 
-def _die_with_parent(parent: int) -> None:
+def die_with_parent(parent: int) -> None:
     """Have the kernel kill this runner when the grader that started it dies (a server killed with SIGKILL):
     nobody would read its results, and its sandbox dies with it (bwrap --die-with-parent)."""
     if not parent or not sys.platform.startswith("linux"):
@@ -99,13 +99,17 @@ def _die_with_parent(parent: int) -> None:
         os._exit(70)
 
 
+def entry(cfg_path: Path) -> int:
+    """Grade the job ``cfg_path`` describes; the runner's exit code (a cold ``python -m`` or a warm fork)."""
+    code = run(RunnerConfig.read(cfg_path))
+    # pytest exit codes 0/1 both mean "checks ran"; anything else is the runner's own failure
+    return 0 if code in (0, 1) else 10 + code
+
+
 def main() -> None:
     sys.dont_write_bytecode = True
-    _die_with_parent(int(os.environ.get("GRADER_PARENT_PID", "0") or 0))
-    cfg = RunnerConfig.read(Path(sys.argv[1]))
-    code = run(cfg)
-    # pytest exit codes 0/1 both mean "checks ran"; anything else is the runner's own failure
-    sys.exit(0 if code in (0, 1) else 10 + code)
+    die_with_parent(int(os.environ.get("GRADER_PARENT_PID", "0") or 0))
+    sys.exit(entry(Path(sys.argv[1])))
 
 
 if __name__ == "__main__":

@@ -140,3 +140,13 @@ def pytest_terminal_summary(terminalreporter):
     for exercise_id, seconds in sorted(times.items(), key=lambda kv: -kv[1]):
         terminalreporter.write_line(f"{exercise_id:<26} {seconds:7.1f} s")
     terminalreporter.write_line(f"{'total':<26} {sum(times.values()):7.1f} s")
+
+
+@pytest.fixture(scope="module")
+def warm_runners():
+    """The module's jobs run on warm runners (grader.warm), as batches and the server do: one fork server per
+    pytest process (each xdist worker has its own), shared by the module's gradings."""
+    from grader import warm
+
+    with warm.pool(1) as pool:
+        yield pool

@@ -30,7 +30,7 @@ from grader.config import Settings
 
 CURRICULUM = Path(__file__).parent / "curriculum"
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("warm_runners")]
 
 
 def _name(wrong: str) -> str:

@@ -16,7 +16,7 @@ import pytest
 from conftest import skip_unless_required
 from fixtures.bad_inputs import MALFORMED_ZIPS, NOT_NOTEBOOKS, write_zip  # tests/ is on sys.path under pytest
 
-from grader import api
+from grader import api, warm
 from grader.config import Settings
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -24,6 +24,10 @@ FIXTURES = Path(__file__).parent / "fixtures"
 SECRET = "7f3a-REFERENCE-SECRET-91c2"
 REFERENCE = FIXTURES / "hostile_target" / "reference" / "solution.py"
 BACKENDS = ["bwrap", "process", pytest.param("docker", marks=pytest.mark.docker)]
+# the trusted runner started cold, or forked from a warm one (grader.warm: batches and the server use it)
+RUNS = [("bwrap", "cold"), ("bwrap", "warm"), ("process", "cold"),
+        pytest.param("docker", "cold", marks=pytest.mark.docker),
+        pytest.param("docker", "warm", marks=pytest.mark.docker)]
 
 pytestmark = pytest.mark.slow
 
@@ -275,9 +279,29 @@ def _job_processes(job_id: str) -> list[int]:
     return found
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.fixture(scope="module")
+def runner_pool():
+    pool = warm.RunnerPool(1)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def runners(request, runner_pool):
+    """Activates the module's warm pool for the test when its ``mode`` is warm."""
+    mode = request.node.callspec.params.get("mode", "cold")
+    if mode == "cold":
+        yield None
+        return
+    with warm.activate(runner_pool):
+        yield runner_pool
+    assert not runner_pool.fallbacks, runner_pool.fallbacks
+
+
+@pytest.mark.parametrize("backend,mode", RUNS)
 @pytest.mark.parametrize("case", sorted(HOSTILE))
-def test_hostile_submission_scores_zero_and_leaves_nothing(registries, tmp_path, listener, backend, case, request):
+def test_hostile_submission_scores_zero_and_leaves_nothing(registries, tmp_path, listener, backend, mode, case,
+                                                           request, runners):
     if backend == "docker":
         request.getfixturevalue("docker_image")
     if not _available(registries, backend):
@@ -325,6 +349,68 @@ def test_hostile_submission_scores_zero_and_leaves_nothing(registries, tmp_path,
     good.write_text("def answer():\n    return 'guess'\n" + ADD)
     after = api.grade(registries, "hostile-target", good, settings)
     assert [c.status.value for c in after.checks] == ["fail", "pass"]
+
+
+PLANT_PLACES = ("/tmp", "/var/tmp", "/dev/shm", "~", ".", "/job-files/shared", "/job-files/in")
+PLANT = f"""
+import os, subprocess, sys
+PLACES = {PLANT_PLACES!r}
+for place in PLACES:
+    try:
+        with open(os.path.join(os.path.expanduser(place), "grader-plant"), "w") as fh:
+            fh.write("from the job before")
+    except OSError:
+        pass
+os.environ["GRADER_PLANT"] = "1"
+os.putenv("GRADER_PLANT", "1")
+try:  # a process meant to outlive the job and be seen by the next
+    subprocess.Popen(["sleep", "600"], start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+except OSError:
+    pass
+sys.modules["grader_plant"] = sys
+def answer():
+    return "x"
+def add(a, b):
+    return a + b
+"""
+LOOK = f"""
+import os, sys
+PLACES = {PLANT_PLACES!r}
+def found():
+    seen = [p for p in PLACES if os.path.exists(os.path.join(os.path.expanduser(p), "grader-plant"))]
+    if os.environ.get("GRADER_PLANT") or "grader_plant" in sys.modules:
+        seen.append("environment or module")
+    for pid in os.listdir("/proc"):
+        try:
+            if pid.isdigit() and open(f"/proc/{{pid}}/cmdline").read().split("\\0")[:2] == ["sleep", "600"]:
+                seen.append("process")
+        except OSError:
+            pass
+    return seen
+def answer():
+    return "x"
+def add(a, b):
+    return a + b if not found() else -1
+"""
+
+
+@pytest.mark.parametrize("backend,mode", [run for run in RUNS if run != ("process", "cold")])
+def test_hostile_nothing_planted_by_one_job_reaches_the_next(registries, tmp_path, backend, mode, request, runners):
+    """Job N writes into every writable place it can reach, sets variables, starts a process; job N+1 finds none."""
+    if backend == "docker":
+        request.getfixturevalue("docker_image")
+    if not _available(registries, backend):
+        skip_unless_required(backend.upper(), f"the {backend} sandbox is not available here")
+    settings = Settings.load({"work_dir": tmp_path / "jobs", "sandbox": backend}, cwd=tmp_path)
+    (tmp_path / "plant.py").write_text(PLANT)
+    (tmp_path / "look.py").write_text(LOOK)
+    planted = api.grade(registries, "hostile-target", tmp_path / "plant.py", settings)
+    assert [c.status.value for c in planted.checks] == ["fail", "pass"], [(c.name, c.message) for c in planted.checks]
+    assert not _job_processes(planted.provenance["job_id"]), "the planted process outlived its job"
+    after = api.grade(registries, "hostile-target", tmp_path / "look.py", settings)
+    add = next(c for c in after.checks if c.name.endswith("test_add"))
+    assert add.status.value == "pass", f"the next job found what the one before planted: {add.message}"
+    assert not any(Path(p, "grader-plant").exists() for p in ("/tmp", "/var/tmp", "/dev/shm")), "planted on the host"
 
 
 @pytest.mark.parametrize("kind", [*(f"zip:{k}" for k in sorted(MALFORMED_ZIPS)), *(f"notebook:{k}" for k in

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from grader import policies as pol
+from grader import warm
 from grader.archives import ArchiveError, ArchiveLimits, safe_extract
 from grader.batch import clear_staging, grade_job, make_job, run_record
 from grader.config import Settings
@@ -113,6 +114,7 @@ class Service:
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
     _roster_stamp: tuple[float, int] = (0.0, 0)
+    _runners: warm.RunnerPool | None = None
 
     def __post_init__(self) -> None:
         self.policies = list(pol.collect(self.registries.pm))
@@ -222,6 +224,8 @@ class Service:
     def start_workers(self, count: int) -> int:
         """Start ``count`` grading threads, after :meth:`recover`; returns how many gradings were resumed."""
         resumed = self.recover()
+        if self.settings.warm and self._runners is None:
+            self._runners = warm.install(max(count, 1))  # forks of runners that imported pytest and torch
         for i in range(max(count, 1)):
             thread = threading.Thread(target=self._work_loop, name=f"grader-worker-{i}", daemon=True)
             thread.start()
@@ -244,6 +248,8 @@ class Service:
         self._wake.set()
         for thread in self._threads:
             thread.join(timeout)
+        warm.uninstall(self._runners)
+        self._runners = None
 
     def _work_loop(self) -> None:
         while not self._stop.is_set():
