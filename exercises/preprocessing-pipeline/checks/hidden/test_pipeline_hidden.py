@@ -177,7 +177,10 @@ def test_hidden_batches_do_not_mutate_features(student, reference, pp, seed):
         "is cut into ceil(11 / 4) = 3 batches, the last one smaller")
     for index, (g, w) in enumerate(zip(got, want, strict=True)):
         epoch = index // 3
-        why = (f"batch {index} (epoch {epoch}): " + ("" if epoch == 0 else
+        why = (f"batch {index} (epoch {epoch}): " + (
+               "visit epoch e in the order torch.randperm(len(features), generator=torch.Generator().manual_seed(seed "
+               "+ e)).tolist() (a DataLoader(shuffle=True, generator=...) draws a seed from that generator first, so "
+               "its order differs), cut into consecutive batches. " if epoch == 0 else
                "the first epoch was right, so collate probably changed the features it was given (padded their lists "
                "in place); build new lists. "))
         pp.expect_batch(g, w, f"batch {index} of batches(...)", why=why)
