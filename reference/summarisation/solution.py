@@ -113,10 +113,13 @@ class Summariser:
         if max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
         self.model.eval()
-        batch = {k: v.to(self.model.device) for k, v in self.tokenize(documents).items()}
-        out = self.model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                                  max_new_tokens=max_new_tokens, num_beams=num_beams, do_sample=False)
-        return [text.strip() for text in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
+        texts: list[str] = []
+        for start in range(0, len(documents), 64):  # bounded memory for long hub documents
+            batch = {k: v.to(self.model.device) for k, v in self.tokenize(documents[start:start + 64]).items()}
+            out = self.model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                      max_new_tokens=max_new_tokens, num_beams=num_beams, do_sample=False)
+            texts += self.tokenizer.batch_decode(out, skip_special_tokens=True)
+        return [text.strip() for text in texts]
 
     def save(self, path: str) -> None:
         self.model.save_pretrained(path)
