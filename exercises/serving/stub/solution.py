@@ -40,10 +40,14 @@ THE API (JSON in, JSON out; declare the bodies as pydantic models so /openapi.js
     why -- never a 200 carrying an error, never a 500 for bad input.
     A batch answer must equal the answers of /predict for each text (same label, same scores).
 
-CONCURRENCY: requests arrive at the same time (16 in flight at once). uvicorn runs a plain ``def``
-endpoint in a thread pool; an ``async def`` endpoint runs on the event loop, so blocking work inside it
-stalls every other request. Keep no per-request state in globals: each request's answer is its own.
-Do not limit uvicorn's concurrency below 16 (``limit_concurrency``).
+CONCURRENCY: requests arrive at the same time (16 in flight at once; 32 under the gpu profile). uvicorn
+runs a plain ``def`` endpoint in a thread pool; an ``async def`` endpoint runs on the event loop, so
+blocking work inside it stalls every other request (hand it to a thread: ``run_in_threadpool``). Keep no
+per-request state in globals: each request's answer is its own. Do not limit uvicorn's concurrency
+(``limit_concurrency``) below that.
+
+LATENCY: the median time of /predict on a long text (a few hundred characters) is compared with a
+reference server's on the same machine; looking words up must not scan the vocabulary.
 
 START AND STOP:
     server = ModelServer(config)   loads the model (raise if it cannot: a missing or unreadable folder must
