@@ -62,6 +62,8 @@ LIMITS: tuple[Field, ...] = (
     Field("import_timeout_s", (int, float), 60.0, "time to start the worker and import the solution"),
     Field("submission_timeout_s", (int, float), 600.0, "time budget of the whole submission"),
     Field("memory_mb", int, 3072, "the worker's memory limit"),
+    Field("threads", int, 0, "torch/OpenMP threads of the worker: 0 takes the grader's `threads` setting; a "
+          "smaller number for small models that run faster on one thread (never more than the setting)"),
 )
 
 TABLES = {"limits": LIMITS}
@@ -84,6 +86,8 @@ def parse(meta: Mapping[str, Any], where: Path) -> dict[str, Any]:
     problems += [f"[limits] {_unknown(key, {f.name for f in LIMITS})}" for key in limits
                  if key not in {f.name for f in LIMITS}]
     out["limits"] = _fields(LIMITS, limits, problems, prefix="[limits] ")
+    negative = [k for k, v in out["limits"].items() if isinstance(v, int | float) and v < 0]
+    problems += [f"[limits] {k} must not be negative" for k in negative]
     out["profiles"] = _profiles(meta.get("profiles", {}), out.get("device", "cpu"), problems)
     if isinstance(out.get("id"), str) and not _ID.match(out["id"]):
         problems.append(f"id {out['id']!r} must be lower-case letters, digits and dashes")

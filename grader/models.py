@@ -68,6 +68,8 @@ class Exercise:
     import_timeout_s: float = 60.0
     submission_timeout_s: float = 600.0
     memory_mb: int = 3072
+    #: the worker's torch/OpenMP threads; 0: the grader's ``threads`` setting (an exercise may only lower it)
+    threads: int = 0
     source: str = "builtin"
     #: named course assets the checks use (see grader.assets), mounted read-only in the sandbox
     assets: tuple[str, ...] = ()

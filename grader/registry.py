@@ -152,6 +152,7 @@ def load_exercise(folder: Path, reference: Path | None, source: str) -> Exercise
         import_timeout_s=float(limits["import_timeout_s"]),
         submission_timeout_s=float(limits["submission_timeout_s"]),
         memory_mb=int(limits["memory_mb"]),
+        threads=int(limits["threads"]),
         source=source,
         assets=tuple(spec["assets"]),
         profiles=spec["profiles"],

@@ -186,3 +186,33 @@ def test_engine_grader_error_output_never_shows_hidden_check_text(registries, se
     checked = grade(exercise, tmp_path / "solution.py", settings, registries, public_only=True)
     assert checked.status.value == "grader_error", "`grader check` collects hidden checks to count their points"
     assert "HIDDEN_SECRET_LINE" not in json.dumps(to_results_json(checked)["tests"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("declared,seen", [(1, 1), (0, 2), (8, 2)])
+def test_an_exercise_may_lower_the_workers_threads_never_raise_them(tmp_path, monkeypatch, declared, seen):
+    """[limits] threads: small models run faster on one thread; 0 keeps the setting (2 here), more is capped."""
+    from grader import api
+    from grader.config import Settings
+
+    ex = tmp_path / "exercises" / "threads-x"
+    (ex / "stub").mkdir(parents=True)
+    (ex / "checks" / "public").mkdir(parents=True)
+    (ex / "exercise.toml").write_text(f'id = "threads-x"\ntitle = "t"\nlevel = "foundation"\npoints = 1\n'
+                                      f"[limits]\nthreads = {declared}\n")
+    (ex / "stub" / "solution.py").write_text("import torch\n\n\ndef threads():\n    return torch.get_num_threads()\n")
+    (ex / "checks" / "public" / "test_t.py").write_text(
+        "import pytest\n\n\n@pytest.mark.points(1)\ndef test_threads(student):\n"
+        "    assert False, f'threads={student.threads()}'\n")
+    monkeypatch.setenv("GRADER_EXERCISES", str(tmp_path))
+    result = api.grade(api.load(), "threads-x", ex / "stub", Settings.load({"work_dir": tmp_path / "jobs",
+                                                                             "threads": 2}, cwd=tmp_path))
+    assert result.checks[0].message.startswith(f"threads={seen}"), result.checks[0].message
+
+
+def test_negative_limits_are_refused(tmp_path):
+    from grader.errors import PluginError
+    from grader.exercise_spec import parse
+
+    with pytest.raises(PluginError, match="threads must not be negative"):
+        parse({"id": "x", "title": "t", "level": "foundation", "points": 1, "limits": {"threads": -1}}, tmp_path)
