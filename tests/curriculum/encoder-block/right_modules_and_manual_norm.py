@@ -1,5 +1,10 @@
-# right: separate q, k and v nn.Linear layers filled from chunks of in_proj, nn.Dropout modules, nn.ReLU/nn.GELU modules, a hand-written LayerNorm (biased variance, eps inside the square root), einsum attention and a finfo.min mask fill instead of -inf
-"""An encoder block written with modules: separate projections, nn.Dropout, a LayerNorm by hand."""
+# right: separate q/k/v Linears, Dropout and activation modules, a hand-written LayerNorm, einsum attention
+"""An encoder block written with modules: separate projections, nn.Dropout, a LayerNorm by hand.
+
+q, k and v nn.Linear layers filled from chunks of in_proj, nn.Dropout modules, nn.ReLU/nn.GELU modules, a
+hand-written LayerNorm (biased variance, eps inside the square root), einsum attention and a finfo.min mask
+fill instead of -inf.
+"""
 
 from __future__ import annotations
 

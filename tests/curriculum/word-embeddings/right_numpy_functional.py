@@ -1,5 +1,9 @@
-# right: loads with numpy (str.split, np.asarray float32, torch.from_numpy), takes the cosine from torch.nn.functional.cosine_similarity, and ranks with a full argsort in Python instead of topk
-"""Word vectors written with numpy and torch.nn.functional, a full sort instead of topk."""
+# right: numpy loading, F.cosine_similarity, and a full argsort instead of topk
+"""Word vectors written with numpy and torch.nn.functional, a full sort instead of topk.
+
+Loads with numpy (str.split, np.asarray float32, torch.from_numpy), takes the cosine from
+torch.nn.functional.cosine_similarity, and ranks with a full argsort in Python instead of topk.
+"""
 
 from __future__ import annotations
 

@@ -170,7 +170,7 @@ def test_prompt_layout(student, reference, rg, encoder_dir, lm_dir, passages):
     for question in ("In what year did the ceremony move to ____?", "Who designed the Oscar statuette?"):
         hits = rg.expect_hits(rag.retrieve(question), 3, f"RAG.retrieve({question!r})")
         want = trusted.search(question, 3)
-        assert len(hits) == len(want) and all(abs(s - w) <= 1e-4 for (_, s), (_, w) in zip(hits, want)), (
+        assert len(hits) == len(want) and all(abs(s - w) <= 1e-4 for (_, s), (_, w) in zip(hits, want, strict=True)), (
             "RAG.retrieve should return the DenseRetriever's top k (k given to RAG) for the question")
         prompt = rag.prompt(question)
         expect_type(prompt, str, "RAG.prompt(question)")
