@@ -89,9 +89,13 @@ def test_curriculum_right_solution_keeps_full_marks(registries, exercise_id, rig
 
 @pytest.mark.parametrize("exercise_id", EXERCISES)
 def test_curriculum_every_check_is_discriminated(registries, exercise_id):
-    """Each check is lost by at least one wrong solution kept in tests/curriculum; 8 or more of them (6 at first)."""
+    """Each check is lost by at least one wrong solution kept in tests/curriculum, 8 or more of them (6 at first),
+    and at least 2 right solutions written another way keep full marks."""
     exercise = registries.exercises.get(exercise_id)
     wrongs = [w for ex, w in WRONG if ex == exercise_id]
     assert not discrimination.coverage_problems(exercise, wrongs)
     least = 6 if exercise.level == "foundation" else 8
     assert len(wrongs) >= least, f"{exercise_id} keeps only {len(wrongs)} wrong solutions (at least {least})"
+    rights = [r for ex, r in RIGHT if ex == exercise_id]
+    assert len(rights) >= 2, (f"{exercise_id} keeps {len(rights)} right solutions written another way (at least 2: "
+                              "a check that rejects a correct answer is as bad as one that passes a wrong one)")
