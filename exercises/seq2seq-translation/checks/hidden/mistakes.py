@@ -33,7 +33,7 @@ def _table(kind: str, length: int, d_model: int) -> torch.Tensor:
 @torch.no_grad()
 def variant_forward(model: Any, src: torch.Tensor, dec: torch.Tensor, *, scale: bool = True,
                     pe: str = "interleaved", scale_after_pe: bool = False, src_mask: bool = True,
-                    memory_mask: bool = True, causal: str = "upper") -> torch.Tensor:
+                    memory_mask: bool = True, causal: str = "upper", tgt_pad: bool = False) -> torch.Tensor:
     d = model.d_model
 
     def embed(table: torch.nn.Embedding, ids: torch.Tensor) -> torch.Tensor:
@@ -49,6 +49,7 @@ def variant_forward(model: Any, src: torch.Tensor, dec: torch.Tensor, *, scale: 
              "lower": torch.tril(torch.ones(size, size, dtype=torch.bool), -1),
              "none": torch.zeros(size, size, dtype=torch.bool)}
     hidden = model.transformer.decoder(embed(model.tgt_embed, dec), memory, tgt_mask=masks[causal],
+                                       tgt_key_padding_mask=(dec == PAD) if tgt_pad else None,
                                        memory_key_padding_mask=pad_src if memory_mask else None)
     return model.generator(hidden)
 
@@ -82,8 +83,9 @@ def diagnose_forward(actual: torch.Tensor, model: Any, src: torch.Tensor, dec: t
     if tuple(actual.shape) != (*dec.shape, model.generator.out_features):
         return None
     for text, flags in FORWARD_MISTAKES:
-        if _same(actual[real], variant_forward(model, src, dec, **flags)[real]):
-            return f"it looks like {text}"
+        for tgt_pad in (False, True):  # the target padding mask is optional; without a causal mask it matters
+            if _same(actual[real], variant_forward(model, src, dec, tgt_pad=tgt_pad, **flags)[real]):
+                return f"it looks like {text}"
     return None
 
 
@@ -100,6 +102,9 @@ def loss_variants(model: Any, src: torch.Tensor, labels: torch.Tensor) -> list[t
     unshifted = model(src, labels)
     left = model(src, labels[:, :-1])
     no_mask = variant_forward(model, src, _shift(labels), causal="none")
+    with torch.enable_grad():  # with gradients on, a fully masked first position gives numbers, not NaN
+        pad_start = model(src, _pad_start(labels)).detach()
+    no_mask_padded = variant_forward(model, src, _shift(labels), causal="none", tgt_pad=True)
     return [
         ("the decoder input is the labels themselves (unshifted): it reads the token it must predict; use "
          "shift_right(labels)",
@@ -107,19 +112,31 @@ def loss_variants(model: Any, src: torch.Tensor, labels: torch.Tensor) -> list[t
         ("the labels are treated as if they began with BOS (input labels[:, :-1], target labels[:, 1:]): the first "
          "token is never predicted; the decoder input is shift_right(labels) and the target is labels",
          F.cross_entropy(left.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=PAD)),
-        ("the decoder input starts with PAD, not BOS: shift_right puts bos_id first (the decoder start token)",
-         F.cross_entropy(model(src, torch.cat([torch.full_like(labels[:, :1], PAD), labels[:, :-1]], dim=1))
-                         .reshape(-1, logits.shape[-1]), flat_labels, ignore_index=PAD)),
+        *[("the decoder input starts with PAD, not BOS: shift_right puts bos_id first (the decoder start token)",
+           F.cross_entropy(v.reshape(-1, logits.shape[-1]), flat_labels, ignore_index=PAD))
+          for v in (pad_start, variant_forward(model, src, _pad_start(labels)))],
         ("PAD labels are counted in the loss: use ignore_index=PAD", F.cross_entropy(flat, flat_labels)),
         ("the loss is a mean of per-sequence means: average over all non-PAD tokens of the batch at once",
          ((per_token * real).sum(1) / real.sum(1)).mean()),
         ("the loss is summed, not averaged over the non-PAD tokens", (per_token * real).sum()),
-        ("the loss is computed without the causal mask", F.cross_entropy(no_mask.reshape(-1, logits.shape[-1]),
-                                                                          flat_labels, ignore_index=PAD)),
+        *[("the loss is computed without the causal mask: the decoder sees the token it must predict",
+           F.cross_entropy(v.reshape(-1, logits.shape[-1]), flat_labels, ignore_index=PAD))
+          for v in (no_mask, no_mask_padded)],
     ]
 
 
+def _pad_start(labels: torch.Tensor) -> torch.Tensor:
+    return torch.cat([torch.full_like(labels[:, :1], PAD), labels[:, :-1]], dim=1)
+
+
 def diagnose_loss(actual: torch.Tensor, model: Any, src: torch.Tensor, labels: torch.Tensor) -> str | None:
+    if bool(torch.isnan(actual).any()):
+        with torch.no_grad():
+            pad_start = model(src, _pad_start(labels))
+        if bool(torch.isnan(pad_start).any()):
+            return ("the loss is NaN, as when the decoder input starts with PAD, not BOS: the target padding mask "
+                    "then hides every key of position 0; shift_right puts bos_id first (the decoder start token)")
+        return None
     for text, value in loss_variants(model, src, labels):
         if _same(actual.reshape(()).to(value.dtype), value):
             return f"it looks like {text}"
