@@ -90,9 +90,18 @@ def test_encode_pair_boundary(student, reference, trusted, pe, model_dir):
     clf = pe.classifier(student, model_dir)
     rendered = trusted.render(reference.zero_shot_messages(TEXTS[0]))
     for context, continuation in [*PAIRS, (rendered, "positive"), (rendered, "negative")]:
-        got = clf.encode_pair(context, continuation)
-        want = trusted.encode_pair(context, continuation)
         what = f"encode_pair({context[-24:]!r}, {continuation!r})"
+        try:
+            got = clf.encode_pair(context, continuation)
+        except StudentCodeError as exc:
+            if exc.exc_type != "ValueError":
+                raise
+            raise AssertionError(
+                f"{what} raised ValueError, but this pair does not merge across the boundary: "
+                + ("trailing spaces of the context belong to the continuation: move them over before tokenising "
+                   "(\"Answer: \" + \"C\" is \"Answer:\" + \" C\")" if context.endswith(" ") else
+                   "compare the joined encoding's start with the context's own ids")) from None
+        want = trusted.encode_pair(context, continuation)
         expect_type(got, (list, tuple), what)
         assert len(got) == 2, f"{what} should return (context_ids, continuation_ids)"
         head, tail = pe.expect_ids(got[0], what), pe.expect_ids(got[1], what)
@@ -110,7 +119,8 @@ def test_encode_pair_boundary(student, reference, trusted, pe, model_dir):
         with pytest.raises(StudentCodeError) as caught:
             clf.encode_pair(context, continuation)
             pytest.fail(f"encode_pair({context!r}, {continuation!r}) should raise ValueError: the joined encoding "
-                        "does not start with the context's tokens (the last token merges across the boundary)")
+                        "does not start with the context's tokens (the last token merges across the boundary): "
+                        "tokenise context + continuation JOINED and compare its start with the context's own ids")
         assert caught.value.exc_type == "ValueError", f"raise ValueError, not {caught.value.exc_type}"
 
 
