@@ -86,5 +86,5 @@ def test_parser_on_model_outputs(student, reference):
     record("outputs", len(outputs))
     assert not wrong, (
         f"parse_label misreads {len(wrong)} of {len(outputs)} answers the model really wrote (one came back as "
-        f"{wrong[0][1]!r}); they look like 'Positive', 'The sentiment of this review is negative.' or mention "
+        f"{wrong[0][1]!r}); they look like 'Positive', 'I think it is negative.' or mention "
         "'neutral': return the first whole word 'positive' or 'negative', any case, lower-cased, else None")

@@ -200,7 +200,7 @@ def test_classify_picks_the_likeliest_label(student, reference, trusted, pe, poo
 OUTPUTS = [
     ("positive", "positive"), ("Negative", "negative"), ("Positive.", "positive"), (" negative\n", "negative"),
     ("**Positive**", "positive"), ("Sentiment: Negative", "negative"), ("POSITIVE!", "positive"),
-    ("The sentiment of this review is positive.", "positive"), ("I would say negative.", "negative"),
+    ("The sentiment of the review: positive.", "positive"), ("I would say negative.", "negative"),
     ("Positive. The negative reviews are wrong.", "positive"), ("negative, not positive", "negative"),
     ("neutral", None), ("", None), ("I cannot tell.", None), ("positively charming", None),
     ("Answer:\n\nnegative", "negative"), ("The review is 'positive'", "positive"),
