@@ -61,9 +61,10 @@ def history(result: Any, steps: int, what: str) -> dict[str, Any]:
     return result
 
 
-def expect_weights(got: dict[str, Any], want: dict[str, Any], what: str, advice: str) -> None:
+def expect_weights(got: dict[str, Any], want: dict[str, Any], what: str, advice: str, rtol: float = 1e-7,
+                   atol: float = 1e-9) -> None:
     for key in ("weight", "bias"):
-        assert_tensor_close(got[key], want[key], rtol=1e-7, atol=1e-9, name=f"{key} after {what}", advice=advice)
+        assert_tensor_close(got[key], want[key], rtol=rtol, atol=atol, name=f"{key} after {what}", advice=advice)
 
 
 def expect_floats(got: list[float], want: list[float], name: str, advice: str, rtol: float = 1e-7) -> None:
