@@ -182,10 +182,14 @@ def test_save_and_reload(student, summ, pairs, model_dir, targets, job_files, se
     host, inside = job_files.shared_dir()
     model.save(f"{inside}/saved")
     folder = Path(host) / "saved"
+    found = sorted(p.name for p in folder.glob("*"))[:8] if folder.is_dir() else "nothing"
+    tokenizer_files = ("tokenizer.json", "tokenizer_config.json", "spiece.model", "vocab.json")
+    assert any((folder / name).is_file() for name in tokenizer_files), (
+        f"save() wrote {found} but no tokenizer file: Save both the model and its tokenizer "
+        "(model.save_pretrained(path); tokenizer.save_pretrained(path)), or from_pretrained(path) cannot rebuild it")
     try:
         reloaded = summ.Trusted(str(folder), int(targets["max_source_length"]), int(targets["max_target_length"]))
     except Exception as exc:  # a broken save is the student's loss, told with the loader's words
-        found = sorted(p.name for p in folder.glob("*"))[:8] if folder.is_dir() else "nothing"
         raise AssertionError(
             f"transformers cannot reload what save() wrote ({type(exc).__name__}: {str(exc)[:120]}); found {found}. "
             "Save both the model and its tokenizer (model.save_pretrained(path); tokenizer.save_pretrained(path))"

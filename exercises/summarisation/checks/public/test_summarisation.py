@@ -131,6 +131,9 @@ def test_decoder_inputs_shift_right(student, summ, trusted, pairs, model_dir, ta
     want = shift_tokens_right(labels, pad, start)
     if torch.equal(got, want):
         return
+    if torch.equal(got[:, 1:], labels[:, 1:].masked_fill(labels[:, 1:] == -100, pad)) or torch.equal(got, labels):
+        raise AssertionError("the decoder inputs are not shifted: position t must hold label t-1 (teacher forcing), "
+                             "or the decoder sees the token it is asked to predict")
     first = got[:, 0].tolist()
     if first != want[:, 0].tolist():
         names = {trusted.config.bos_token_id: "bos", trusted.config.eos_token_id: "eos", pad: "pad"}
@@ -141,9 +144,6 @@ def test_decoder_inputs_shift_right(student, summ, trusted, pairs, model_dir, ta
     if bool((got == -100).any()):
         raise AssertionError("the decoder inputs still hold -100: replace -100 by the pad token id after shifting "
                              "(an embedding lookup cannot take -100)")
-    if torch.equal(got[:, 1:], labels[:, 1:].masked_fill(labels[:, 1:] == -100, pad)):
-        raise AssertionError("the decoder inputs are not shifted: position t must hold label t-1 (teacher forcing), "
-                             "or the decoder sees the token it is asked to predict")
     assert_tensor_close(got, want, rtol=0, atol=0, name="decoder_inputs(labels)",
                         advice="shift the labels one position right, put decoder_start_token_id first, and replace "
                                "-100 by pad_token_id (transformers' shift_tokens_right)")
