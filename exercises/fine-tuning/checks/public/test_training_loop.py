@@ -50,6 +50,11 @@ def test_one_adamw_step(student, reference, ft):
     candidates = {
         "plain SGD (p - lr * g): use torch.optim.AdamW": {
             "weight": weight - lr * w.grad, "bias": bias - lr * b.grad},
+        "plain SGD with weight decay (p - lr * (g + wd * p)): use torch.optim.AdamW": {
+            "weight": weight - lr * (w.grad + wd * weight), "bias": bias - lr * (b.grad + wd * bias)},
+        "no update at all (the weights did not move): no gradient reached optimizer.step(); is "
+        "optimizer.zero_grad() called between backward() and step()? Zero the gradients before backward()": {
+            "weight": weight, "bias": bias},
         "Adam with L2 (the decay added to the gradient: torch.optim.Adam(weight_decay=...)): use AdamW's decoupled "
         "decay": {"weight": weight - lr * (w.grad + wd * weight) / ((w.grad + wd * weight).abs() + 1e-8),
                   "bias": bias - lr * (b.grad + wd * bias) / ((b.grad + wd * bias).abs() + 1e-8)},
@@ -64,15 +69,17 @@ def test_one_adamw_step(student, reference, ft):
         if torch.allclose(got["weight"], weights["weight"], rtol=1e-7, atol=1e-9):
             advice = f"this is the update of {name}"
             break
-    ft.expect_weights(got, by_hand, "one AdamW step", advice)
-    ft.expect_weights(got, reference.train_linear(weight, bias, batches, lr=lr, warmup_steps=0, max_grad_norm=NO_CLIP,
-                                                  weight_decay=wd), "one AdamW step (the reference)", advice)
     mean_loss = float(F.cross_entropy(F.linear(batches[0]["features"], weight, bias), batches[0]["labels"]))
     hint = "losses[k] is the mean cross-entropy of batch k BEFORE its update"
     if abs(float(got["losses"][0]) - len(batches[0]["labels"]) * mean_loss) < 1e-6 * len(batches[0]["labels"]):
         hint = ("the loss is the SUM over the batch: F.cross_entropy's default reduction='mean' is asked for (Adam "
                 "hides the scale in its update, but the reported losses and the gradient norms that clipping sees "
                 "do not). " + hint)
+    if hint.startswith("the loss is the SUM"):
+        advice = hint
+    ft.expect_weights(got, by_hand, "one AdamW step", advice)
+    ft.expect_weights(got, reference.train_linear(weight, bias, batches, lr=lr, warmup_steps=0, max_grad_norm=NO_CLIP,
+                                                  weight_decay=wd), "one AdamW step (the reference)", advice)
     ft.expect_floats(got["losses"], [mean_loss], "losses of one step", hint)
 
 
@@ -109,10 +116,6 @@ def test_gradient_clipping(student, reference, ft):
                      "train_linear(max_grad_norm=0.01)")
     want = reference.train_linear(weight, bias, batches, max_grad_norm=0.01, **kwargs)
     unclipped = reference.train_linear(weight, bias, batches, max_grad_norm=NO_CLIP, **kwargs)
-    ft.expect_floats(got["grad_norms"], want["grad_norms"], "grad_norms with clipping", (
-        "grad_norms are all max_grad_norm: report the norm BEFORE clipping (the value clip_grad_norm_ returns)"
-        if all(abs(v - 0.01) < 1e-9 for v in got["grad_norms"]) else
-        "grad_norms[k] is the global L2 norm of step k's gradients before clipping"))
     advice = ("with max_grad_norm=0.01 the weights should follow the clipped updates: call "
               "torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm) after backward() and before "
               "optimizer.step() (one global norm over all parameters, not per parameter, not clip_grad_value_)")
@@ -121,6 +124,10 @@ def test_gradient_clipping(student, reference, ft):
     # clip_grad_norm_ scales by max_norm / (norm + 1e-6); a hand-written max_norm / norm is as right and moves the
     # weights by ~1e-7 here, while the mistakes move them by 1e-2
     ft.expect_weights(got, want, "6 clipped steps", advice, rtol=1e-5, atol=1e-6)
+    ft.expect_floats(got["grad_norms"], want["grad_norms"], "grad_norms with clipping", (
+        "grad_norms are all max_grad_norm: report the norm BEFORE clipping (the value clip_grad_norm_ returns)"
+        if all(abs(v - 0.01) < 1e-6 for v in got["grad_norms"]) else
+        "grad_norms[k] is the global L2 norm of step k's gradients before clipping"), rtol=1e-5)
 
 
 @pytest.mark.points(1)
