@@ -26,6 +26,7 @@ import re
 import shutil
 import time
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -272,18 +273,27 @@ def grade_stub(registries: Any, exercise: Exercise, settings: Any) -> Outcome:
     return Outcome("stub", problems, time.perf_counter() - started, result.score, result.max_score)
 
 
+def _grade_kept(registries: Any, exercise: Exercise, solution: WrongSolution | RightSolution, settings: Any,
+                work: Path, select: str | None) -> tuple[GradeResult, dict[str, Any]] | list[str]:
+    """Grade a kept solution on ``select``: (result, check name -> check), or the problems that stopped it."""
+    unknown = unknown_losses(exercise, [solution])
+    if unknown:
+        return unknown
+    try:
+        path = solution.materialize(exercise.reference_dir, work / solution.name)
+    except PluginError as exc:
+        return [str(exc)]
+    result = _grade(registries, exercise, path, settings, select)
+    return result, {c.name.rsplit("::", 1)[-1]: c for c in result.checks}
+
+
 def grade_wrong(registries: Any, exercise: Exercise, wrong: WrongSolution, settings: Any, work: Path) -> Outcome:
     """Grade ``wrong`` on the checks it must lose; each must not pass, and none may be a grader error."""
     started = time.perf_counter()
-    unknown = unknown_losses(exercise, [wrong])
-    if unknown:
-        return Outcome(wrong.name, unknown, 0.0)
-    try:
-        path = wrong.materialize(exercise.reference_dir, work / wrong.name)
-    except PluginError as exc:
-        return Outcome(wrong.name, [str(exc)], 0.0)
-    result = _grade(registries, exercise, path, settings, select_expression(wrong.loses))
-    by_name = {c.name.rsplit("::", 1)[-1]: c for c in result.checks}
+    graded = _grade_kept(registries, exercise, wrong, settings, work, select_expression(wrong.loses))
+    if isinstance(graded, list):
+        return Outcome(wrong.name, graded, 0.0)
+    result, by_name = graded
     problems = [f"should lose {n} but it passes" for n in wrong.loses if by_name.get(n) and by_name[n].score]
     problems += [f"{n} did not run" for n in wrong.loses if n not in by_name]
     crashed = [c for c in result.checks if c.status.value == "grader_error"]
@@ -295,26 +305,22 @@ def grade_wrong(registries: Any, exercise: Exercise, wrong: WrongSolution, setti
 def grade_right(registries: Any, exercise: Exercise, right: RightSolution, settings: Any, work: Path) -> Outcome:
     """Grade ``right`` on the checks it keeps (every check when it names none); each must pass in full."""
     started = time.perf_counter()
-    unknown = unknown_losses(exercise, [right])
-    if unknown:
-        return Outcome(right.name, unknown, 0.0)
-    try:
-        path = right.materialize(exercise.reference_dir, work / right.name)
-    except PluginError as exc:
-        return Outcome(right.name, [str(exc)], 0.0)
-    result = _grade(registries, exercise, path, settings, select_expression(right.keeps) if right.keeps else None)
-    by_name = {c.name.rsplit("::", 1)[-1]: c for c in result.checks}
+    select = select_expression(right.keeps) if right.keeps else None
+    graded = _grade_kept(registries, exercise, right, settings, work, select)
+    if isinstance(graded, list):
+        return Outcome(right.name, graded, 0.0)
+    result, by_name = graded
     problems = [f"a correct solution loses {n} ({c.status.value}: "
                 f"{c.message.splitlines()[0][:160] if c.message else 'no message'}): the check rejects a right answer"
                 for n, c in by_name.items()
-                 if (not right.keeps or n in right.keeps) and (c.status.value != "pass" or c.score != c.max_score)]
+                if (not right.keeps or n in right.keeps) and (c.status.value != "pass" or c.score != c.max_score)]
     problems += [f"{n} did not run" for n in right.keeps if n not in by_name]
     if not right.keeps and result.max_score != exercise.points:
         problems.append(f"graded out of {result.max_score:g}, but the exercise declares {exercise.points:g}")
     return Outcome(right.name, problems, time.perf_counter() - started, result.score, result.max_score)
 
 
-def unknown_losses(exercise: Exercise, solutions: list[WrongSolution] | list[RightSolution]) -> list[str]:
+def unknown_losses(exercise: Exercise, solutions: Sequence[WrongSolution | RightSolution]) -> list[str]:
     """A ``loses`` (or ``keeps``) entry that names no check of the exercise (a typo, or a check since renamed)."""
     names = {c.name for c in static_checks(exercise.checks_dir)[0]}
     verb = {WrongSolution: "loses", RightSolution: "keeps"}
