@@ -17,6 +17,11 @@ answer is caught as surely as one that accepts a wrong one.  They live in the sa
 ``right_<what>.py`` (``# right: <what is different>``, optional ``# keeps: test_a, test_b``) or as
 ``[[right]]`` entries of ``mutations.toml`` (``name``, ``right``, optional ``keeps``, ``[[right.edit]]``);
 without ``keeps`` a right solution is graded on every check.
+
+``advice.toml`` beside them pins what a failing check must tell the author of a kept wrong solution
+(``[[advice]]``: ``wrong``, ``check``, ``says``, words the check's message must contain) and which checks
+an outcome check must still pass despite the mistake (``[[keeps]]``: ``wrong``, ``check``).  The pins
+travel with their wrong solution and are proved in the same grading, so advice costs no job of its own.
 """
 
 from __future__ import annotations
@@ -52,10 +57,13 @@ class WrongSolution:
     loses: tuple[str, ...]
     path: Path | None = None  # a wrong_*.py file
     edits: tuple[Edit, ...] = ()  # applied to the reference
+    advice: tuple[tuple[str, str], ...] = ()  # (check, words its failing message must contain)
+    keeps: tuple[str, ...] = ()  # checks it must still pass (an outcome measured despite the mistake)
 
     @property
     def checks(self) -> tuple[str, ...]:
-        return self.loses
+        """Every check this wrong solution is graded on: what it loses, what its advice names, what it keeps."""
+        return tuple(dict.fromkeys(self.loses + tuple(check for check, _ in self.advice) + self.keeps))
 
     def materialize(self, reference_dir: Path | None, dest: Path) -> Path:
         """The submission to grade: the file itself, or a copy of the reference with the edits applied."""
@@ -110,7 +118,7 @@ def wrong_solutions(folder: Path) -> list[WrongSolution]:
     found = [_wrong_from_file(path) for path in sorted(folder.glob("wrong_*.py"))]
     found += [_wrong_from_entry(entry, folder / "mutations.toml") for entry in _entries(folder, "mutation")]
     _refuse_duplicates(folder, [w.name for w in found])
-    return found
+    return _with_advice(folder, found)
 
 
 def right_solutions(folder: Path) -> list[RightSolution]:
@@ -138,6 +146,45 @@ def _refuse_duplicates(folder: Path, names: list[str]) -> None:
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise PluginError(f"{folder}: two solutions are named {', '.join(dupes)}")
+
+
+def _wrong_name(wrong: str) -> str:
+    """The name of a wrong solution as ``advice.toml`` spells it: a file's stem, or a mutation's name."""
+    return wrong if wrong.startswith("wrong_") else "wrong_" + wrong.replace("-", "_")
+
+
+def _with_advice(folder: Path, wrongs: list[WrongSolution]) -> list[WrongSolution]:
+    """``wrongs`` with the pins of ``folder/advice.toml`` attached; a pin for no kept wrong solution raises."""
+    table = folder / "advice.toml"
+    if not table.is_file():
+        return wrongs
+    try:
+        pins = tomllib.loads(table.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise PluginError(f"{table}: {exc}") from None
+    unknown = sorted(set(pins) - {"advice", "keeps"})
+    if unknown:
+        raise PluginError(f"{table}: unknown tables {unknown} (only [[advice]] and [[keeps]])")
+    advice: dict[str, list[tuple[str, str]]] = {}
+    keeps: dict[str, list[str]] = {}
+    for kind, keys in (("advice", {"wrong", "check", "says"}), ("keeps", {"wrong", "check"})):
+        entries = pins.get(kind, [])
+        if not isinstance(entries, list):
+            raise PluginError(f"{table}: {kind} must be an array of tables ([[{kind}]])")
+        for entry in entries:
+            if (not isinstance(entry, dict) or set(entry) != keys
+                    or not all(isinstance(entry[k], str) and entry[k].strip() for k in keys)):
+                raise PluginError(f"{table}: each [[{kind}]] needs exactly {', '.join(sorted(keys))}: {entry!r}")
+            name = _wrong_name(entry["wrong"])
+            if kind == "advice":
+                advice.setdefault(name, []).append((entry["check"], entry["says"]))
+            else:
+                keeps.setdefault(name, []).append(entry["check"])
+    stray = sorted((set(advice) | set(keeps)) - {w.name for w in wrongs})
+    if stray:
+        raise PluginError(f"{table}: pins for {', '.join(stray)}, which is no kept wrong solution")
+    return [dataclasses.replace(w, advice=tuple(advice.get(w.name, ())), keeps=tuple(keeps.get(w.name, ())))
+            for w in wrongs]
 
 
 def _names(lines: list[str]) -> tuple[str, ...]:
@@ -288,14 +335,23 @@ def _grade_kept(registries: Any, exercise: Exercise, solution: WrongSolution | R
 
 
 def grade_wrong(registries: Any, exercise: Exercise, wrong: WrongSolution, settings: Any, work: Path) -> Outcome:
-    """Grade ``wrong`` on the checks it must lose; each must not pass, and none may be a grader error."""
+    """Grade ``wrong`` on the checks it must lose and those its pins name: each it loses must not pass, each
+    pinned advice must be in its check's message, each check it keeps must pass; none may be a grader error."""
     started = time.perf_counter()
-    graded = _grade_kept(registries, exercise, wrong, settings, work, select_expression(wrong.loses))
+    graded = _grade_kept(registries, exercise, wrong, settings, work, select_expression(wrong.checks))
     if isinstance(graded, list):
         return Outcome(wrong.name, graded, 0.0)
     result, by_name = graded
-    problems = [f"should lose {n} but it passes" for n in wrong.loses if by_name.get(n) and by_name[n].score]
-    problems += [f"{n} did not run" for n in wrong.loses if n not in by_name]
+    problems = [f"{n} did not run" for n in wrong.checks if n not in by_name]
+    problems += [f"should lose {n} but it passes" for n in wrong.loses if by_name.get(n) and by_name[n].score]
+    for check, words in wrong.advice:
+        got = by_name.get(check)
+        if got is not None and got.status.value == "pass":
+            problems.append(f"should lose {check} (its advice is pinned) but it passes")
+        elif got is not None and words not in (got.message or ""):
+            problems.append(f"{check}: expected advice with {words!r}, got {got.message!r}")
+    problems += [f"should keep {n}: {by_name[n].status.value}: {by_name[n].message}"
+                 for n in wrong.keeps if n in by_name and by_name[n].status.value != "pass"]
     crashed = [c for c in result.checks if c.status.value == "grader_error"]
     if crashed:
         problems.append(f"grader errors (a bug in the checks): {_summary(result)}")
@@ -321,11 +377,15 @@ def grade_right(registries: Any, exercise: Exercise, right: RightSolution, setti
 
 
 def unknown_losses(exercise: Exercise, solutions: Sequence[WrongSolution | RightSolution]) -> list[str]:
-    """A ``loses`` (or ``keeps``) entry that names no check of the exercise (a typo, or a check since renamed)."""
+    """A ``loses``, ``keeps`` or advice.toml entry that names no check of the exercise (a typo, or a renamed check)."""
     names = {c.name for c in static_checks(exercise.checks_dir)[0]}
-    verb = {WrongSolution: "loses", RightSolution: "keeps"}
-    return [f"{s.name}: {verb[type(s)]} {', '.join(bad)}, which is not a check of {exercise.id}"
-            for s in solutions if (bad := [n for n in s.checks if n not in names])]
+    found = []
+    for s in solutions:
+        said = [("loses", s.loses), ("is pinned in advice.toml to", [c for c, _ in s.advice] + list(s.keeps))] \
+            if isinstance(s, WrongSolution) else [("keeps", s.keeps)]
+        found += [f"{s.name}: {verb} {', '.join(bad)}, which is not a check of {exercise.id}"
+                  for verb, checks in said if (bad := [n for n in checks if n not in names])]
+    return found
 
 
 def coverage_problems(exercise: Exercise, wrongs: list[WrongSolution]) -> list[str]:

@@ -214,3 +214,62 @@ def test_a_check_that_rejects_a_right_solution_is_reported(tmp_path, monkeypatch
     assert result.exit_code == 1, result.output
     assert re.search(r"✘ right_columns\s", result.output), result.output
     assert "a correct solution loses test_softmax_matches_torch" in result.output
+
+
+def _pin(tmp_path: Path, text: str) -> Path:
+    _scaffold(tmp_path)
+    folder = tmp_path / "tests" / "curriculum" / "demo-x"
+    (folder / "advice.toml").write_text(text)
+    return folder
+
+
+def test_advice_pins_travel_with_their_wrong_solution(tmp_path):
+    folder = _pin(tmp_path, '[[advice]]\nwrong = "sum-over-wrong-dim"\ncheck = "test_softmax_matches_torch"\n'
+                            'says = "sum to 1"\n\n[[keeps]]\nwrong = "wrong_sum_over_wrong_dim"\n'
+                            'check = "test_softmax_rejects_integer_tensors"\n')
+    wrongs = {w.name: w for w in discrimination.wrong_solutions(folder)}
+    pinned = wrongs["wrong_sum_over_wrong_dim"]
+    assert pinned.advice == (("test_softmax_matches_torch", "sum to 1"),)
+    assert pinned.keeps == ("test_softmax_rejects_integer_tensors",)
+    assert pinned.checks == ("test_softmax_matches_torch", "test_softmax_rejects_integer_tensors")
+    assert wrongs["wrong_no_max_subtraction"].advice == () and wrongs["wrong_no_max_subtraction"].keeps == ()
+
+
+@pytest.mark.parametrize("text,says", [
+    ('[[advice]]\nwrong = "no-such-mistake"\ncheck = "test_softmax_matches_torch"\nsays = "x"\n',
+     "pins for wrong_no_such_mistake, which is no kept wrong solution"),
+    ('[[advice]]\nwrong = "sum-over-wrong-dim"\ncheck = "test_softmax_matches_torch"\n', "needs exactly check, says"),
+    ('[[advice]]\nwrong = "sum-over-wrong-dim"\ncheck = "test_softmax_matches_torch"\nsays = " "\n', "needs exactly"),
+    ('[[keep]]\nwrong = "sum-over-wrong-dim"\ncheck = "test_softmax_matches_torch"\n', "unknown tables ['keep']"),
+])
+def test_malformed_advice_pins_are_refused(tmp_path, text, says):
+    folder = _pin(tmp_path, text)
+    with pytest.raises(PluginError) as exc:
+        discrimination.wrong_solutions(folder)
+    assert says in str(exc.value)
+
+
+def test_check_exercise_reports_an_advice_pin_naming_no_check(tmp_path, monkeypatch):
+    _pin(tmp_path, '[[keeps]]\nwrong = "sum-over-wrong-dim"\ncheck = "test_softmax_typo"\n')
+    monkeypatch.setenv("GRADER_EXERCISES", str(tmp_path))
+    result = CliRunner().invoke(main, ["check-exercise", "demo-x"])
+    assert result.exit_code == 1
+    assert ("wrong_sum_over_wrong_dim: is pinned in advice.toml to test_softmax_typo, which is not a check of demo-x"
+            in result.output)
+
+
+@pytest.mark.slow
+def test_discrimination_proves_advice_pins_in_the_wrong_solutions_own_grading(tmp_path, monkeypatch):
+    """A pinned message the check does not give, and a kept check the mistake loses, each fail the run."""
+    _pin(tmp_path, '[[advice]]\nwrong = "sum-over-wrong-dim"\ncheck = "test_softmax_matches_torch"\n'
+                   'says = "words no check prints"\n\n[[keeps]]\nwrong = "accepts-integers"\n'
+                   'check = "test_softmax_rejects_integer_tensors"\n\n[[keeps]]\nwrong = "no-max-subtraction"\n'
+                   'check = "test_softmax_matches_torch"\n')
+    monkeypatch.setenv("GRADER_EXERCISES", str(tmp_path))
+    result = CliRunner().invoke(main, ["check-exercise", "demo-x", "--discrimination", "--only",
+                                       "wrong_sum_over_wrong_dim", "--only", "wrong_accepts_integers",
+                                       "--only", "wrong_no_max_subtraction"])
+    assert result.exit_code == 1, result.output
+    assert "test_softmax_matches_torch: expected advice with 'words no check prints'" in result.output
+    assert "should keep test_softmax_rejects_integer_tensors: fail" in result.output
+    assert re.search(r"✔ wrong_no_max_subtraction\s", result.output), result.output
