@@ -10,20 +10,19 @@ pairs with the reference's forward pass, so a number the student reports is neve
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 import random
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import torch
 
-from grader.testing import assert_tensor_close, expect_type
+from grader.testing import assert_tensor_close, expect_type, load_module
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(1)  # the models are tiny: more threads only contend for the cores
@@ -34,19 +33,8 @@ LETTERS = "abcdefghijklmnopqrstuvwxyz"
 LOGP_TOL = {"rtol": 1e-4, "atol": 2e-4}  # sums of ~30 float32 log-probs of size ~5
 
 
-def _mistakes() -> ModuleType | None:
-    """hidden/mistakes.py recomputes classic mistakes (it solves the exercise), so student packs leave it out."""
-    path = Path(__file__).parent / "hidden" / "mistakes.py"
-    if not path.is_file():
-        return None
-    spec = importlib.util.spec_from_file_location("custom_objectives_mistakes", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-MISTAKES = _mistakes()
+# hidden/mistakes.py recomputes classic mistakes (it solves the exercise), so student packs leave it out.
+MISTAKES = load_module(Path(__file__).parent / "hidden" / "mistakes.py", "custom_objectives_mistakes", optional=True)
 
 
 def diagnose(kind: str, *args: Any) -> str | None:

@@ -9,16 +9,15 @@ measured on 2,000 hidden points drawn from the same distribution.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from grader.testing import expect_tensor
+from grader.testing import expect_tensor, load_module
 
 # tiny models: one thread avoids the thread hand-offs that dominate small ops on a busy machine
 torch.set_num_threads(1)
@@ -28,19 +27,8 @@ TEACHER = [DIM, 128, 128, CLASSES]
 STUDENT = [DIM, 32, CLASSES]
 
 
-def _mistakes() -> ModuleType | None:
-    """hidden/mistakes.py recomputes classic loss mistakes; it computes KD losses, so student packs leave it out."""
-    path = Path(__file__).parent / "hidden" / "mistakes.py"
-    if not path.is_file():
-        return None
-    spec = importlib.util.spec_from_file_location("distillation_mistakes", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-MISTAKES = _mistakes()
+# hidden/mistakes.py recomputes classic loss mistakes; it computes KD losses, so student packs leave it out.
+MISTAKES = load_module(Path(__file__).parent / "hidden" / "mistakes.py", "distillation_mistakes", optional=True)
 
 
 def diagnose(s: torch.Tensor, t: torch.Tensor, temperature: float, got: float) -> str | None:

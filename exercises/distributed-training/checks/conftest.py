@@ -14,35 +14,23 @@ namespace). The ``gpu`` profile swaps in the nccl backend on CUDA devices.
 
 from __future__ import annotations
 
-import importlib.util
 import uuid
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import torch
 from helpers import RunSpec, check_reports, global_batches, make_run, single_process
 
-from grader.testing import StudentCodeError, StudentError, WorkerTimeout, tolerance
+from grader.testing import StudentCodeError, StudentError, WorkerTimeout, load_module, tolerance
 
 NETWORK_ERRORS = ("Network is unreachable", "Unable to find interface", "Unable to resolve",
                   "Cannot assign requested address")
 
 
-def _mistakes() -> ModuleType | None:
-    """hidden/mistakes.py replays classic mistakes; it is itself a trainer, so student packs leave it out."""
-    path = Path(__file__).parent / "hidden" / "mistakes.py"
-    if not path.is_file():
-        return None
-    spec = importlib.util.spec_from_file_location("distributed_training_mistakes", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-MISTAKES = _mistakes()
+# hidden/mistakes.py replays classic mistakes; it is itself a trainer, so student packs leave it out.
+MISTAKES = load_module(Path(__file__).parent / "hidden" / "mistakes.py", "distributed_training_mistakes", optional=True)
 
 
 class Run(SimpleNamespace):

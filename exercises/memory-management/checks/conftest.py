@@ -10,17 +10,16 @@ When gradients are wrong, ``hidden/mistakes.py`` (left out of student packs) nam
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import torch
 
-from grader.testing import assert_tensor_close, expect_type, record, tolerance
+from grader.testing import assert_tensor_close, expect_type, load_module, record, tolerance
 
 IGNORE = -100
 CONFIG = {"vocab_size": 48, "d_model": 32, "n_heads": 4, "n_layers": 2, "max_len": 64}
@@ -31,19 +30,9 @@ LOSS_BOUND = 0.02
 UPDATE_TOL = 1e-3
 
 
-def _load(path: Path, name: str) -> ModuleType | None:
-    if not path.is_file():
-        return None
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 HERE = Path(__file__).parent
-GIVEN = _load(HERE.parent / "stub" / "solution.py", "memory_management_given")  # the given TinyLM
-MISTAKES = _load(HERE / "hidden" / "mistakes.py", "memory_management_mistakes")
+GIVEN = load_module(HERE.parent / "stub" / "solution.py", "memory_management_given", optional=True)  # the given TinyLM
+MISTAKES = load_module(HERE / "hidden" / "mistakes.py", "memory_management_mistakes", optional=True)
 
 
 def init_state(config: Mapping[str, int], seed: int) -> dict[str, torch.Tensor]:

@@ -9,17 +9,16 @@ When a result is wrong, the helpers recompute it under classic mistakes to name 
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import torch
 
-from grader.testing import assert_tensor_close, expect_type
+from grader.testing import assert_tensor_close, expect_type, load_module
 
 Diagnose = Callable[[torch.Tensor], "str | None"]
 
@@ -83,19 +82,8 @@ def expect_close(actual: torch.Tensor, expected: torch.Tensor, *, name: str, adv
 # -- naming the mistake (instructor courses only) ------------------------------------------------------
 
 
-def _mistakes() -> ModuleType | None:
-    """hidden/mistakes.py recomputes classic mistakes; it implements attention, so student packs leave it out."""
-    path = Path(__file__).parent / "hidden" / "mistakes.py"
-    if not path.is_file():
-        return None
-    spec = importlib.util.spec_from_file_location("self_attention_mistakes", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-MISTAKES = _mistakes()
+# hidden/mistakes.py recomputes classic mistakes; it implements attention, so student packs leave it out.
+MISTAKES = load_module(Path(__file__).parent / "hidden" / "mistakes.py", "self_attention_mistakes", optional=True)
 
 
 def _unnamed(actual: torch.Tensor) -> None:

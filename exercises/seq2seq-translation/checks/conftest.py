@@ -10,7 +10,6 @@ model and decoded in this process, on numbers drawn from the grading seed that o
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import random
@@ -22,7 +21,7 @@ from typing import Any
 import pytest
 import torch
 
-from grader.testing import assert_tensor_close, expect_type
+from grader.testing import assert_tensor_close, expect_type, load_module
 
 torch.set_num_threads(1)  # the models are tiny: more threads only contend for the shared cores
 
@@ -35,19 +34,8 @@ MODEL_KEYS = ("d_model", "nhead", "num_encoder_layers", "num_decoder_layers", "d
               "max_len")
 
 
-def _mistakes() -> ModuleType | None:
-    """hidden/mistakes.py recomputes classic mistakes; it implements the exercise, so packs leave it out."""
-    path = Path(__file__).parent / "hidden" / "mistakes.py"
-    if not path.is_file():
-        return None
-    spec = importlib.util.spec_from_file_location("seq2seq_translation_mistakes", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-MISTAKES = _mistakes()
+# hidden/mistakes.py recomputes classic mistakes; it implements the exercise, so packs leave it out.
+MISTAKES = load_module(Path(__file__).parent / "hidden" / "mistakes.py", "seq2seq_translation_mistakes", optional=True)
 
 
 def tol(targets: Mapping[str, Any], dtype: torch.dtype = torch.float32) -> dict[str, float]:

@@ -8,7 +8,6 @@ stub documents, crosses into the sandbox as plain tensors; the student's model a
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
@@ -17,7 +16,7 @@ import pytest
 import torch
 from torch import nn
 
-from grader.testing import expect_type
+from grader.testing import expect_type, load_module
 
 #: the mechanics checks' small trainer (the held-out check reads its sizes from the profile)
 SMALL = {"vocab_size": 28, "context_length": 8, "d_model": 16, "num_layers": 2, "num_heads": 2, "d_ff": 32,
@@ -91,11 +90,8 @@ def expect_losses(losses: Any, steps: int, what: str) -> list[float]:
 
 def hidden_module(name: str) -> ModuleType:
     """A helper module kept beside the hidden checks (left out of student packs)."""
-    path = Path(__file__).parent / "hidden" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"tiny_transformer_{name}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_module(Path(__file__).parent / "hidden" / f"{name}.py", f"tiny_transformer_{name}")
+    assert module is not None
     return module
 
 

@@ -8,24 +8,20 @@ it is scored; its size puts the binomial noise of the accuracy at about +-0.016 
 0.85 on 480 sentences; 95 % interval +-0.032), far inside the gap between the reference (0.79-0.91) and the
 target 0.70."""
 
-import importlib.util
 import math
 from pathlib import Path
 
 import pytest
 import torch
 
-from grader.testing import assert_tensor_close, expect_tensor, expect_type, record
+from grader.testing import assert_tensor_close, expect_tensor, expect_type, load_module, record
 
 PROBES = ["a gorgeous, witty, seductive movie.", "the plot is nothing but boilerplate clichés from start to finish,",
           "Naïve café owners über-hype their croissants ☕"]
 
 
 def _sentences():
-    spec = importlib.util.spec_from_file_location("fine_tuning_sentences", Path(__file__).parent / "sentences.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(Path(__file__).parent / "sentences.py", "fine_tuning_sentences")
 
 
 @pytest.fixture(scope="session")
