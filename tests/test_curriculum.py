@@ -29,7 +29,7 @@ def times_file(controller_pid: int) -> Path:
     """Where this run's grading times go (one file per run, shared by xdist workers and their controller)."""
     return Path(tempfile.gettempdir()) / f"grader-curriculum-times-{controller_pid}.jsonl"
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("warm_runners")]
+pytestmark = [pytest.mark.slow, pytest.mark.parallel, pytest.mark.usefixtures("warm_runners")]
 
 
 @pytest.fixture(scope="module")
