@@ -73,3 +73,48 @@ def _coerce(name: str, value: Any) -> Any:
     except (TypeError, ValueError):
         raise GraderError(f"setting {name} must be a number, got {value!r}") from None
     return value
+
+
+#: every environment variable grader reads, beside the ``GRADER_<SETTING>`` ones of :class:`Settings`:
+#: name -> what it does (the default in the words); docs/environment.md is this table
+ENVIRONMENT: dict[str, str] = {
+    "GRADER_EXERCISES": "course folders (exercises/, reference/ beside them) to register, separated by the path "
+                        "separator; a folder named here wins over a source checkout and the installed exercises",
+    "GRADER_PLUGINS": "comma-separated plugin modules to load without installing them (the check runner passes "
+                      "its parent's on)",
+    "GRADER_TEMPLATES": "a folder searched before the packaged templates (report.html, class report)",
+    "GRADER_ASSETS_DIR": "the course-asset cache (default $XDG_CACHE_HOME/grader/assets, else "
+                         "~/.cache/grader/assets)",
+    "GRADER_ASSET_<NAME>": "maps one asset to a hub id (GRADER_ASSET_ENCODER_SMALL=hf:google-bert/bert-base-uncased); "
+                           "empty: back to the offline build",
+    "GRADER_DOCKER_IMAGE": "the worker image the docker sandbox runs (default grader-worker:latest)",
+    "GRADER_GPUS": "GPU ids the host may lease to jobs (\"0,1\"; empty: none), instead of asking nvidia-smi",
+    "GRADER_GPU_LOCKS": "the folder of per-GPU lease locks (default <temp dir>/grader-gpu-locks)",
+    "GRADER_SERVER": "the grading server's URL for grader login / check --remote / submit (default: the saved one)",
+    "GRADER_TOKEN": "the bearer token sent to the server (default: the one grader login saved)",
+    "GRADER_CONFIG_DIR": "where grader login saves credentials.json (default ~/.config/grader)",
+}
+
+#: set by grader for its own processes, never by a user: name -> why
+INTERNAL_ENVIRONMENT: dict[str, str] = {
+    "GRADER_PARENT_PID": "the check runner dies with the process that started it",
+    "GRADER_JOB": "a job's id in its sandboxed processes, so an operator can find every process of a job",
+}
+
+
+def environment_markdown() -> str:
+    """docs/environment.md: every variable, the Settings ones first."""
+    lines = ["# Environment variables", "",
+             "Settings (`[tool.grader]` in ./pyproject.toml, overridden by these, overridden by flags):", "",
+             "| variable | setting |", "|---|---|"]
+    doc = (Settings.__doc__ or "").split(":ivar ")[1:]
+    said = {part.split(":", 1)[0]: " ".join(part.split(":", 1)[1].split()).replace("``", "`").replace(":mod:", "")
+            for part in doc}
+    lines += [f"| `GRADER_{f.name.upper()}` | {said.get(f.name, '')}"
+              + ("" if f.default is None else f" (default `{str(f.default).lower()}`)") + " |"
+              for f in fields(Settings)]
+    lines += ["", "Everything else grader reads:", "", "| variable | what it does |", "|---|---|"]
+    lines += [f"| `{name}` | {what} |" for name, what in ENVIRONMENT.items()]
+    lines += ["", "Set by grader for its own processes (never by hand):", "", "| variable | why |", "|---|---|"]
+    lines += [f"| `{name}` | {why} |" for name, why in INTERNAL_ENVIRONMENT.items()]
+    return "\n".join(lines) + "\n"
