@@ -13,12 +13,12 @@ if [ "$#" -gt 0 ]; then
   exec "${PYTEST[@]}" -m "not gpu" "$@"
 fi
 start=$(date +%s)
-"${PYTEST[@]}" -m "not gpu and not parallel"
+"${PYTEST[@]}" -m "not gpu and not parallel" --durations=25
 serial=$?
 echo "test.sh: serial part finished in $(( $(date +%s) - start )) s (exit $serial)"
 start=$(date +%s)
 workers=$(nproc 2>/dev/null || echo 2)
-"${PYTEST[@]}" -m "not gpu and parallel" -n "$workers" --dist worksteal
+"${PYTEST[@]}" -m "not gpu and parallel" -n "$workers" --dist worksteal --durations=25
 parallel=$?
 echo "test.sh: parallel part (curriculum self-test, hostile runs) finished in $(( $(date +%s) - start )) s on $workers workers (exit $parallel)"
 [ "$serial" -ne 0 ] && exit "$serial"
