@@ -17,7 +17,8 @@ from typing import Any
 import jinja2
 
 from grader import __version__
-from grader.exports import _atomic_write, load_results
+from grader.exports import load_results
+from grader.fs import atomic_write_text
 from grader.gradebook import now, require
 from grader.paths import templates_root
 
@@ -146,5 +147,24 @@ def write_class_report(out_dir: Path, dest: Path) -> Path:
                      - {(r["student"], r["exercise"]) for r in rows})
     data = class_data(rows, out_dir.resolve(), dest.resolve().parent, title=f"Class report — {out_dir.resolve().name}")
     data["ungraded"] = failed
-    _atomic_write(dest, render(data))
+    data["similarity"] = _similarity_summary(out_dir, dest.resolve().parent)
+    atomic_write_text(dest, render(data))
     return dest
+
+
+def _similarity_summary(out_dir: Path, page_dir: Path, top: int = 10) -> dict[str, Any] | None:
+    """The most similar pairs `grader similarity` found in ``out_dir``, and a link to its page; None if never run."""
+    import json
+
+    path = out_dir / "similarity.json"
+    if not path.is_file():
+        return None
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+        pairs = [{k: p[k] for k in ("exercise", "a", "b", "similarity")} for p in found["pairs"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {"problem": f"{path.name} is unreadable: run grader similarity again", "pairs": [], "n": 0}
+    page = out_dir / "similarity.html"
+    href = Path(os.path.relpath(page, page_dir)).as_posix() if page.is_file() else ""
+    return {"pairs": pairs[:top], "n": len(pairs), "href": href, "problem": "",
+            "threshold": found.get("threshold", 0.0)}

@@ -264,4 +264,46 @@ def export_student_cmd(dest: Path, exercises: tuple[str, ...], answers: bool, wh
         click.echo(f"Student course wheel: {wheel}")
 
 
-COMMANDS = [batch_cmd, regrade_cmd, export_cmd, report_cmd, export_student_cmd]
+@click.command("similarity", short_help="Pairs of submissions whose code is suspiciously alike.")
+@click.argument("out_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--exercise", metavar="ID", help="Only this exercise (default: each one graded in DIR).")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=0.33, show_default=True,
+              help="Report pairs sharing at least this share of their code.")
+@click.option("--json", "as_json", is_flag=True,
+              help='Print the pairs as [{"exercise", "a", "b", "similarity"}], most similar first.')
+@click.option("--shown", type=click.IntRange(0), default=50, show_default=True,
+              help="Pairs drawn side by side in DIR/similarity.html.")
+def similarity_cmd(out_dir: Path, exercise: str | None, threshold: float, as_json: bool, shown: int) -> None:
+    """Compare the published submissions of the batch in DIR, per exercise, and write DIR/similarity.html
+    (the pairs side by side, shared code marked) and DIR/similarity.json; `grader report` then links them.
+
+    Code is compared after its names and strings are normalised, with the exercise's stub removed as
+    boilerplate; notebooks by their code cells. Similarity is the larger of the two shares of code a pair
+    has in common, in [0, 1]. It is evidence for a person to read: no grade changes.
+
+    \b
+    Example:  grader similarity graded/ --exercise self-attention --threshold 0.5
+    """
+    import json
+
+    from grader.similarity import class_pairs, write_pages
+
+    def progress(ex_id: str, n: int) -> None:
+        if not as_json:
+            click.echo(f"comparing {n} submission(s) to {ex_id} ({n * (n - 1) // 2} pairs)", err=True)
+
+    started = time.perf_counter()
+    pairs, subs = class_pairs(out_dir, _registries(), exercise, threshold, progress)
+    json_path, html_path = write_pages(out_dir, pairs, subs, shown, threshold)
+    if as_json:
+        click.echo(json.dumps([p.summary() for p in pairs], indent=1))
+        return
+    for n, p in enumerate(pairs, 1):
+        click.echo(f"{n:>4}. {p.exercise:<24} {p.a:<20} {p.b:<20} {100 * p.similarity:5.1f} %")
+    unreadable = sum(1 for by in subs.values() for s in by.values() if s.problem)
+    click.echo(f"{len(pairs)} pair(s) at or above {100 * threshold:.0f} % in {time.perf_counter() - started:.1f} s"
+               + (f"; {unreadable} submission(s) could not be read (listed in the page)" if unreadable else ""))
+    click.echo(f"Side by side: {html_path.resolve()}\nAll pairs:    {json_path.resolve()}")
+
+
+COMMANDS = [batch_cmd, regrade_cmd, export_cmd, report_cmd, export_student_cmd, similarity_cmd]

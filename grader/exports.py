@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.errors import GraderError
+from grader.fs import atomic_write_text
 from grader.gradebook import require
 
 FORMATS = ("gradescope", "csv", "junit")
@@ -33,15 +34,6 @@ def load_results(row: sqlite3.Row, base: Path) -> dict[str, Any]:
         return dict(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError) as exc:
         raise GraderError(f"{path}: cannot read the published result ({exc}); rerun `grader batch`") from None
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-        fh.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
 
 
 def gradescope_document(row: sqlite3.Row, doc: dict[str, Any]) -> dict[str, Any]:
@@ -64,7 +56,7 @@ def gradescope_document(row: sqlite3.Row, doc: dict[str, Any]) -> dict[str, Any]
 def export_gradescope(rows: list[sqlite3.Row], base: Path, dest: Path) -> Path:
     for row in rows:
         doc = gradescope_document(row, load_results(row, base))
-        _atomic_write(dest / row["student"] / row["exercise"] / "results.json", json.dumps(doc, indent=2))
+        atomic_write_text(dest / row["student"] / row["exercise"] / "results.json", json.dumps(doc, indent=2))
     return dest
 
 
@@ -121,7 +113,7 @@ def export_junit(rows: list[sqlite3.Row], base: Path, dest: Path) -> Path:
         suite.set("failures", str(statuses.count("fail")))
         suite.set("errors", str(sum(s not in ("pass", "fail") for s in statuses)))
     ET.indent(root)
-    _atomic_write(dest, ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n")
+    atomic_write_text(dest, ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n")
     return dest
 
 

@@ -1,4 +1,4 @@
-"""Small filesystem helpers shared by the engine and the asset cache."""
+"""Small filesystem helpers shared by the engine, the asset cache and the pages grader writes."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import contextlib
 import os
 import shutil
 import stat
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,3 +22,19 @@ def force_rmtree(path: Path) -> None:
 
     if path.exists():
         shutil.rmtree(path, onerror=fix)
+
+
+def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> Path:
+    """Write ``text`` to ``path`` so a reader sees the old file or the whole new one, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
