@@ -62,7 +62,7 @@ def place(exercise: Exercise, settings: Settings, sandbox: Sandbox) -> Placement
 
     ``exercise.device`` is ``cpu`` (CPU only), ``gpu-optional`` (``cpu`` and ``gpu`` profiles) or
     ``gpu`` (cannot be graded without one).  GPUs reach workers only through backends that declare
-    ``supports_gpu`` (docker).
+    ``supports_gpu`` (docker, bwrap and process: see :func:`grader.gpus.passthrough`).
     """
     wants_gpu = exercise.device == "gpu" or (settings.profile == "gpu" and exercise.device != "cpu")
     if not wants_gpu:

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol, runtime_checkable
 
+from grader.gpus import GpuLease, NoGPU, Passthrough, acquire, passthrough
+
 WORKER_FILES = {"_grader_wire.py": "wire.py", "_grader_worker.py": "worker.py"}
 #: where a backend that isolates the filesystem mounts :attr:`WorkerSpec.files_dir` (read-only, except its
 #: ``shared/`` folder); a backend that does not isolate it leaves the folder at its host path
@@ -179,6 +181,22 @@ def worker_env(spec: WorkerSpec, home: str) -> dict[str, str]:
     return env
 
 
+def gpu_lease(spec: WorkerSpec) -> tuple[GpuLease | None, Passthrough | None]:
+    """For a ``cuda`` job, a lease on one GPU and what to bind for it; (None, None) for a CPU job."""
+    if spec.device != "cuda":
+        return None, None
+    try:
+        lease = acquire(1)
+    except NoGPU as exc:
+        raise RuntimeError(str(exc)) from None
+    return lease, passthrough(lease)
+
+
+def memory_limit_note(gpu: Passthrough | None) -> tuple[str, ...]:
+    """How a process-tree worker's memory is bounded (see :func:`rlimit_preexec`), and its GPUs."""
+    return ("rlimit-data (CUDA reserves address space)", gpu.summary()) if gpu else ("rlimit-as",)
+
+
 def python_roots() -> list[Path]:
     """Folders outside /usr that the interpreter and its site-packages need, to mount read-only."""
     roots = {
@@ -213,11 +231,15 @@ def count_user_processes(uid: int) -> int:
     return count
 
 
-def rlimit_preexec(limits: Limits, nproc_base: int = 0) -> Callable[[], None]:
-    """A ``preexec_fn`` setting hard and soft rlimits (the hard CPU limit: see SANDBOX_NOTES)."""
+def rlimit_preexec(limits: Limits, nproc_base: int = 0, gpu: bool = False) -> Callable[[], None]:
+    """A ``preexec_fn`` setting hard and soft rlimits (the hard CPU limit: see SANDBOX_NOTES).
+
+    Memory is bounded by address space, except for a GPU worker: CUDA reserves terabytes of address space
+    it never touches, so there the bound is on the data segment (private writable memory) instead.
+    """
     mem = limits.memory_mb * 1024 * 1024
     settings = [
-        (resource.RLIMIT_AS, mem),
+        (resource.RLIMIT_DATA if gpu else resource.RLIMIT_AS, mem),
         (resource.RLIMIT_CPU, limits.cpu_seconds),
         (resource.RLIMIT_FSIZE, limits.file_size_mb * 1024 * 1024),
         (resource.RLIMIT_NPROC, nproc_base + limits.max_processes),
@@ -248,8 +270,10 @@ class ProcessWorker:
         submission_path: str,
         isolation: Isolation,
         sweep_uid: int | None = None,
+        lease: GpuLease | None = None,
     ) -> None:
         nproc_base = 0 if sweep_uid is not None else count_user_processes(os.getuid())
+        self._lease = lease  # released when the worker is killed (every job ends that way)
         self._proc = subprocess.Popen(
             argv,
             stdin=subprocess.PIPE,
@@ -258,7 +282,7 @@ class ProcessWorker:
             env=dict(env),
             cwd=str(cwd),
             start_new_session=True,
-            preexec_fn=rlimit_preexec(limits, nproc_base),
+            preexec_fn=rlimit_preexec(limits, nproc_base, gpu=lease is not None),
             close_fds=True,
         )
         assert self._proc.stdin and self._proc.stdout and self._proc.stderr
@@ -286,6 +310,8 @@ class ProcessWorker:
         for stream in (self.stdin, self.stdout):
             with contextlib.suppress(OSError):
                 stream.close()
+        if self._lease is not None:
+            self._lease.release()
 
     def wait(self, timeout: float | None = None) -> int | None:
         try:

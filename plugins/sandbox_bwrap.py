@@ -16,11 +16,14 @@ import subprocess
 from pathlib import Path
 
 from grader import hookimpl
+from grader.gpus import Passthrough
 from grader.sandbox import (
     JOB_FILES,
     Isolation,
     ProcessWorker,
     WorkerSpec,
+    gpu_lease,
+    memory_limit_note,
     python_roots,
     sandbox_uid,
     secrets_under,
@@ -89,51 +92,67 @@ class BwrapSandbox:
     def available(self) -> tuple[bool, str]:
         return _probe()
 
+    supports_gpu = True  # leased GPUs' device nodes are bound in (grader.gpus.passthrough)
+
     def start(self, spec: WorkerSpec) -> ProcessWorker:
         ok, why = self.available()
         if not ok:
             raise RuntimeError(why)
         root = os.geteuid() == 0
         uid = sandbox_uid(spec.job_id) if root else os.getuid()
-        roots = python_roots()
-        extra = [Path(p).resolve() for p in spec.readonly_paths]
-        argv = [shutil.which("bwrap") or "bwrap", *_base_flags(), *_system_binds()]
-        # /tmp and the scratch folder are bounded tmpfs (a submission cannot fill the host's disk),
-        # mounted before the binds: an interpreter or venv living under /tmp must stay visible
-        size = str(spec.limits.tmp_mb * 1024 * 1024)
-        argv += ["--size", size, "--perms", "1777", "--tmpfs", "/tmp"]
-        argv += ["--size", size, "--perms", "1777", "--tmpfs", SCRATCH]
-        argv += _parent_dirs([str(p) for p in [*roots, *extra]] + [SUBMISSION, WORKER])
-        for r in roots:
-            argv += ["--ro-bind", str(r), str(r)]
-        for p in extra:
-            argv += ["--ro-bind", str(p), str(p)]
-        for secret in secrets_under([*roots, Path("/usr"), *extra], spec.secret_paths):
-            argv += ["--tmpfs", str(secret)]
-        argv += ["--ro-bind", str(spec.submission_dir), SUBMISSION]
-        if spec.files_dir is not None:
-            argv += ["--ro-bind", str(spec.files_dir), JOB_FILES,
-                     "--bind", str(spec.files_dir / "shared"), f"{JOB_FILES}/shared"]
-        argv += ["--ro-bind", str(spec.worker_dir), WORKER, "--chdir", SCRATCH]
-        for key, value in worker_env(spec, home="/tmp").items():
-            argv += ["--setenv", key, value]
-        argv.append("--")
-        if root:
-            argv += ["/usr/bin/setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-                     "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all"]
-        argv += [spec.python, "-I", "-B", f"{WORKER}/_grader_worker.py"]
-        isolation = Isolation(
-            backend=self.name,
-            filesystem=True,
-            network=True,
-            pid_namespace=True,
-            user=f"uid {uid}",
-            limits=("rlimit-as", "rlimit-cpu", "rlimit-nproc", "rlimit-fsize",
-                    f"/tmp and /scratch: tmpfs of {spec.limits.tmp_mb} MiB each"),
-            notes="read-only /usr, interpreter and site-packages; grader, exercises and reference masked",
-        )
-        return ProcessWorker(argv, {"PATH": "/usr/bin:/bin"}, spec.scratch_dir, spec.limits, SUBMISSION,
-                             isolation, sweep_uid=uid if root else None)
+        lease, gpu = gpu_lease(spec)
+        try:
+            isolation = Isolation(
+                backend=self.name,
+                filesystem=True,
+                network=True,
+                pid_namespace=True,
+                user=f"uid {uid}",
+                limits=(*memory_limit_note(gpu), "rlimit-cpu", "rlimit-nproc", "rlimit-fsize",
+                        f"/tmp and /scratch: tmpfs of {spec.limits.tmp_mb} MiB each"),
+                notes="read-only /usr, interpreter and site-packages; grader, exercises and reference masked",
+            )
+            return ProcessWorker(argv(spec, uid, root, gpu), {"PATH": "/usr/bin:/bin"}, spec.scratch_dir, spec.limits,
+                                 SUBMISSION, isolation, sweep_uid=uid if root else None, lease=lease)
+        except BaseException:
+            if lease is not None:
+                lease.release()
+            raise
+
+
+def argv(spec: WorkerSpec, uid: int, root: bool, gpu: Passthrough | None = None,
+         command: list[str] | None = None) -> list[str]:
+    """The bwrap command line of a worker (``command`` instead of the worker itself: for tests)."""
+    roots = python_roots()
+    extra = [Path(p).resolve() for p in spec.readonly_paths]
+    libs = [Path(d) for d in gpu.library_dirs] if gpu else []
+    args = [shutil.which("bwrap") or "bwrap", *_base_flags(), *_system_binds()]
+    for node, inside in gpu.nodes if gpu else ():  # the leased GPUs and the control nodes, no other host device
+        args += ["--dev-bind", node, inside]
+    # /tmp and the scratch folder are bounded tmpfs (a submission cannot fill the host's disk),
+    # mounted before the binds: an interpreter or venv living under /tmp must stay visible
+    size = str(spec.limits.tmp_mb * 1024 * 1024)
+    args += ["--size", size, "--perms", "1777", "--tmpfs", "/tmp"]
+    args += ["--size", size, "--perms", "1777", "--tmpfs", SCRATCH]
+    args += _parent_dirs([str(p) for p in [*roots, *extra, *libs]] + [SUBMISSION, WORKER])
+    for r in [*roots, *extra, *libs]:
+        args += ["--ro-bind", str(r), str(r)]
+    for secret in secrets_under([*roots, Path("/usr"), *extra], spec.secret_paths):
+        args += ["--tmpfs", str(secret)]
+    args += ["--ro-bind", str(spec.submission_dir), SUBMISSION]
+    if spec.files_dir is not None:
+        args += ["--ro-bind", str(spec.files_dir), JOB_FILES,
+                 "--bind", str(spec.files_dir / "shared"), f"{JOB_FILES}/shared"]
+    args += ["--ro-bind", str(spec.worker_dir), WORKER, "--chdir", SCRATCH]
+    env = worker_env(spec, home="/tmp")
+    env.update(gpu.env if gpu else {})
+    for key, value in env.items():
+        args += ["--setenv", key, value]
+    args.append("--")
+    if root:
+        args += ["/usr/bin/setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                 "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all"]
+    return args + (command or [spec.python, "-I", "-B", f"{WORKER}/_grader_worker.py"])
 
 
 @hookimpl

@@ -14,7 +14,15 @@ import subprocess
 import sys
 
 from grader import hookimpl
-from grader.sandbox import Isolation, ProcessWorker, WorkerSpec, sandbox_uid, worker_env
+from grader.sandbox import (
+    Isolation,
+    ProcessWorker,
+    WorkerSpec,
+    gpu_lease,
+    memory_limit_note,
+    sandbox_uid,
+    worker_env,
+)
 
 
 @functools.cache
@@ -56,6 +64,8 @@ class ProcessSandbox:
     def available(self) -> tuple[bool, str]:
         return True, "always available"
 
+    supports_gpu = True  # a process worker sees the host's devices; its lease names the GPU it may use
+
     def start(self, spec: WorkerSpec) -> ProcessWorker:
         uid = sandbox_uid(spec.job_id)
         ns = _unshare_prefix()
@@ -67,21 +77,28 @@ class ProcessSandbox:
         notes = "filesystem not isolated: the worker can read what its user can read"
         if not drop and os.geteuid() == 0:
             notes += "; the interpreter is not reachable by an unprivileged uid, so it runs as root"
-        isolation = Isolation(
-            backend=self.name,
-            filesystem=False,
-            network=bool(ns),
-            pid_namespace=bool(ns),
-            user=user,
-            limits=("rlimit-as", "rlimit-cpu", "rlimit-nproc", "rlimit-fsize", "process-group-kill"),
-            notes=notes,
-        )
-        argv = [*ns, *drop, spec.python, "-I", "-B", str(spec.worker_dir / "_grader_worker.py")]
-        env = worker_env(spec, home=str(spec.scratch_dir))
-        return ProcessWorker(
-            argv, env, spec.scratch_dir, spec.limits, str(spec.submission_dir), isolation,
-            sweep_uid=uid if drop else None,
-        )
+        lease, gpu = gpu_lease(spec)
+        try:
+            isolation = Isolation(
+                backend=self.name,
+                filesystem=False,
+                network=bool(ns),
+                pid_namespace=bool(ns),
+                user=user,
+                limits=(*memory_limit_note(gpu), "rlimit-cpu", "rlimit-nproc", "rlimit-fsize", "process-group-kill"),
+                notes=notes,
+            )
+            argv = [*ns, *drop, spec.python, "-I", "-B", str(spec.worker_dir / "_grader_worker.py")]
+            env = worker_env(spec, home=str(spec.scratch_dir))
+            env.update(gpu.env if gpu else {})
+            return ProcessWorker(
+                argv, env, spec.scratch_dir, spec.limits, str(spec.submission_dir), isolation,
+                sweep_uid=uid if drop else None, lease=lease,
+            )
+        except BaseException:
+            if lease is not None:
+                lease.release()
+            raise
 
 
 @hookimpl
