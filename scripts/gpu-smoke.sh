@@ -82,6 +82,7 @@ for EX in $EXERCISES; do
   for MODE in cold warm; do
     if [ "$(left)" -le 0 ]; then echo "[gpu-smoke] out of time before $EX ($MODE)" >&2; failed=1; break 2; fi
     OUT=$DIR/results/$EX-$MODE
+    mkdir -p "$DIR/results"
     rm -rf "$OUT"
     subs=("$REF")
     [ "$MODE" = warm ] && subs=("$REF" "$REF")  # several submissions: grader grade forks them from a warm runner
