@@ -17,6 +17,7 @@ from typing import Any
 import jinja2
 
 from grader import __version__
+from grader.errors import GraderError
 from grader.exports import load_results
 from grader.fs import atomic_write_text
 from grader.gradebook import now, require
@@ -80,8 +81,11 @@ def class_data(rows: list[Any], base: Path, page_dir: Path, title: str = "Class 
     students: dict[str, dict[str, Any]] = {}
     per_exercise: dict[str, list[Any]] = defaultdict(list)
     checks: dict[tuple[str, str], CheckStats] = {}
+    attempts: dict[str, list[tuple[str, str, list[Any]]]] = defaultdict(list)  # exercise -> leaderboard arrays
     for row in rows:
         doc = load_results(row, base)
+        if doc.get("leaderboard"):
+            attempts[row["exercise"]].append((row["student"], row["finished_at"], doc["leaderboard"]))
         entry = students.setdefault(row["student"], {"name": row["student"], "score": 0.0, "max": 0.0, "cells": {}})
         entry["score"] += row["final_score"]
         entry["max"] += row["max_score"]
@@ -115,6 +119,7 @@ def class_data(rows: list[Any], base: Path, page_dir: Path, title: str = "Class 
         "slowest": [_check_row(c) for c in sorted(check_list, key=lambda c: -c.mean_s)[:10]],
         "students": ranked,
         "ungraded": 0,
+        "attempts": dict(attempts),
     }
 
 
@@ -139,6 +144,35 @@ def render(data: dict[str, Any]) -> str:
     return environment().get_template("class_report.html").render(**data)
 
 
+def _leaderboards(out_dir: Path, attempts: dict[str, list[Any]], top: int = 25) -> list[dict[str, Any]]:
+    """Per exercise and entry, each student's best attempt (published or since superseded), pseudonymous."""
+    import secrets
+
+    from grader import leaderboard
+
+    with require(out_dir) as gradebook:
+        key = gradebook.get_meta("pseudonym_key")
+        if key is None and attempts:
+            key = secrets.token_hex(16)
+            gradebook.set_meta("pseudonym_key", key)
+        for row in gradebook.runs(state="superseded") if attempts else []:
+            if row["exercise"] in attempts and row["status"] != "grader_error":
+                try:
+                    doc = load_results(row, out_dir.resolve())
+                except GraderError:
+                    continue  # an attempt whose files are gone cannot be ranked
+                if doc.get("leaderboard"):
+                    attempts[row["exercise"]].append((row["student"], row["finished_at"], doc["leaderboard"]))
+    boards = []
+    for exercise, tried in sorted(attempts.items()):
+        names = list(dict.fromkeys(item["name"] for _, _, board in tried for item in board))
+        for name in names:
+            rows = leaderboard.rank(tried, name, str(key))
+            order = next(item.get("order", "desc") for _, _, board in tried for item in board if item["name"] == name)
+            boards.append({"exercise": exercise, "name": name, "order": order, "rows": rows[:top], "n": len(rows)})
+    return boards
+
+
 def write_class_report(out_dir: Path, dest: Path) -> Path:
     """Render the report for the grades published in ``out_dir`` into ``dest``."""
     with require(out_dir) as gradebook:
@@ -148,6 +182,7 @@ def write_class_report(out_dir: Path, dest: Path) -> Path:
     data = class_data(rows, out_dir.resolve(), dest.resolve().parent, title=f"Class report — {out_dir.resolve().name}")
     data["ungraded"] = failed
     data["similarity"] = _similarity_summary(out_dir, dest.resolve().parent)
+    data["leaderboards"] = _leaderboards(out_dir, data.pop("attempts"))
     atomic_write_text(dest, render(data))
     return dest
 

@@ -73,7 +73,7 @@ def check_exercise(exercise_id: str, discrimination: bool, sandbox: str | None, 
 def _static_problems(registries: Any, exercise_id: str) -> list[str]:
     from grader import discrimination
     from grader.errors import GraderError
-    from grader.exercise_spec import static_checks
+    from grader.exercise_spec import leaderboard_problems, static_checks
 
     try:
         exercise = registries.exercises.get(exercise_id)
@@ -92,6 +92,7 @@ def _static_problems(registries: Any, exercise_id: str) -> list[str]:
             problems.append(f"{check.file.name}: message-only checks belong under checks/hidden/")
     if not any(not c.hidden for c in checks):
         problems.append("no public check: students could check nothing before submitting")
+    problems += leaderboard_problems(exercise.checks_dir, exercise.leaderboard)
     try:
         wrongs = discrimination.wrong_solutions(discrimination.curriculum_dir(exercise))
         rights = discrimination.right_solutions(discrimination.curriculum_dir(exercise))

@@ -304,6 +304,11 @@ def grade_reference(registries: Any, exercise: Exercise, settings: Any) -> Outco
         problems.append(f"graded out of {result.max_score:g}, but the exercise declares {exercise.points:g}")
     if result.score != result.max_score or result.status.value != "pass":
         problems.append(f"scores {result.score:g}/{result.max_score:g}: {_summary(result)}")
+    from grader import leaderboard
+
+    ranked = {e["name"] for e in leaderboard.entries(exercise, result.checks)}
+    problems += [f"leaderboard {e['name']!r}: {e['check']} records no number at {e['value']!r} for the reference"
+                 for e in exercise.leaderboard if e["name"] not in ranked]
     return Outcome("reference", problems, time.perf_counter() - started, result.score, result.max_score)
 
 

@@ -76,7 +76,7 @@ def parse(meta: Mapping[str, Any], where: Path) -> dict[str, Any]:
     Raises :class:`PluginError` naming every problem at once, each with the file it is in.
     """
     problems: list[str] = []
-    known = {f.name for f in FIELDS} | set(TABLES) | {"profiles"}
+    known = {f.name for f in FIELDS} | set(TABLES) | {"profiles", "leaderboard"}
     problems += [_unknown(key, known) for key in meta if key not in known]
     out = _fields(FIELDS, meta, problems)
     limits = meta.get("limits", {})
@@ -89,6 +89,7 @@ def parse(meta: Mapping[str, Any], where: Path) -> dict[str, Any]:
     negative = [k for k, v in out["limits"].items() if isinstance(v, int | float) and v < 0]
     problems += [f"[limits] {k} must not be negative" for k in negative]
     out["profiles"] = _profiles(meta.get("profiles", {}), out.get("device", "cpu"), problems)
+    out["leaderboard"] = _leaderboard(meta.get("leaderboard", []), problems)
     if isinstance(out.get("id"), str) and not _ID.match(out["id"]):
         problems.append(f"id {out['id']!r} must be lower-case letters, digits and dashes")
     assets = out.get("assets", [])
@@ -127,6 +128,45 @@ def _fields(fields: tuple[Field, ...], meta: Mapping[str, Any], problems: list[s
             problems.append(f"{prefix}{f.name} must be one of {', '.join(f.choices)}, got {value!r}")
         out[f.name] = value
     return out
+
+
+#: ``[[leaderboard]]``: key -> what it says; ``order`` defaults to desc (higher is better, as Gradescope's)
+LEADERBOARD_KEYS = {
+    "name": "the column's title (\"held-out accuracy\")",
+    "check": "the check that records the value",
+    "value": "a dotted path into what that check records with grader.testing.record (\"held_out.accuracy\")",
+    "order": "desc: higher is better (the default); asc: lower is better (perplexity, loss, latency)",
+}
+ORDERS = ("desc", "asc")
+
+
+def _leaderboard(entries: Any, problems: list[str]) -> list[dict[str, str]]:
+    """The ``[[leaderboard]]`` entries, each with an order; problems for anything else."""
+    if not isinstance(entries, list) or not all(isinstance(e, Mapping) for e in entries):
+        problems.append("leaderboard must be an array of tables ([[leaderboard]])")
+        return []
+    out = []
+    for n, entry in enumerate(entries, 1):
+        where = f"[[leaderboard]] {n}"
+        problems += [f"{where}: {_unknown(k, set(LEADERBOARD_KEYS))}" for k in entry if k not in LEADERBOARD_KEYS]
+        missing = [k for k in ("name", "check", "value") if not isinstance(entry.get(k), str) or not entry[k].strip()]
+        problems += [f"{where}: {k} must be a non-empty string" for k in missing]
+        order = entry.get("order", "desc")
+        if order not in ORDERS:
+            problems.append(f"{where}: order must be desc or asc, not {order!r}")
+        out.append({"name": str(entry.get("name", "")), "check": str(entry.get("check", "")),
+                    "value": str(entry.get("value", "")), "order": str(order)})
+    names = [e["name"] for e in out]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    problems += [f"two [[leaderboard]] entries are named {n!r}" for n in twice]
+    return out
+
+
+def leaderboard_problems(checks_dir: Path, entries: list[dict[str, str]] | tuple[Any, ...]) -> list[str]:
+    """A leaderboard entry naming no check of the exercise (its column would stay empty forever)."""
+    names = {c.name for c in static_checks(checks_dir)[0]}
+    return [f"[[leaderboard]] {e['name']!r}: {e['check']} is not a check of this exercise"
+            for e in entries if e["check"] not in names]
 
 
 def _profiles(profiles: Any, device: Any, problems: list[str]) -> dict[str, dict[str, Any]]:
@@ -227,6 +267,8 @@ def markdown_table() -> str:
             rows.append(f"| `{prefix}{f.name}` | {f.type_name} | {default} | {meaning} |")
     rows.append("| `profiles.cpu`, `profiles.gpu` | table | none | the `targets` fixture: budgets, thresholds, "
                 "`<dtype>_rtol`/`<dtype>_atol` tolerances |")
+    rows += [f"| `leaderboard[].{k}` | string | {'`desc`' if k == 'order' else 'required'} | {what} |"
+             for k, what in LEADERBOARD_KEYS.items()]
     return "\n".join(rows)
 
 
@@ -258,5 +300,10 @@ def json_schema() -> dict[str, Any]:
                        "properties": {f.name: prop(f) for f in LIMITS}},
             "profiles": {"type": "object", "additionalProperties": False,
                          "properties": {name: target for name in PROFILES}},
+            "leaderboard": {"type": "array", "items": {
+                "type": "object", "additionalProperties": False, "required": ["name", "check", "value"],
+                "properties": {k: ({"type": "string", "enum": list(ORDERS), "description": what} if k == "order"
+                                   else {"type": "string", "description": what})
+                               for k, what in LEADERBOARD_KEYS.items()}}},
         },
     }

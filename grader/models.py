@@ -75,6 +75,8 @@ class Exercise:
     assets: tuple[str, ...] = ()
     #: targets per profile, from ``[profiles.cpu]`` / ``[profiles.gpu]`` in exercise.toml
     profiles: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False, compare=False)
+    #: ``[[leaderboard]]`` entries: name, check, value (a dotted path into what the check records), order
+    leaderboard: tuple[Mapping[str, str], ...] = field(default=(), hash=False, compare=False)
 
     @property
     def public_checks(self) -> Path:

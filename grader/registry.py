@@ -156,4 +156,5 @@ def load_exercise(folder: Path, reference: Path | None, source: str) -> Exercise
         source=source,
         assets=tuple(spec["assets"]),
         profiles=spec["profiles"],
+        leaderboard=tuple(spec["leaderboard"]),
     )

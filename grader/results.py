@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from grader import leaderboard
 from grader.models import GradeResult, Visibility
 
 
@@ -50,6 +51,7 @@ def to_results_json(result: GradeResult) -> dict[str, Any]:
             }
             for c in result.checks
         ],
+        **({"leaderboard": board} if (board := leaderboard.entries(result.exercise, result.checks)) else {}),
         "grader": {
             "status": result.status.value,
             "mode": result.mode,

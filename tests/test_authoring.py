@@ -82,8 +82,9 @@ def test_spec_docs_table_is_the_schema():
 def test_spec_json_schema_describes_every_key():
     schema = json.loads(CliRunner().invoke(main, ["exercise-schema"]).output)
     assert schema["additionalProperties"] is False
-    assert set(schema["properties"]) == {f.name for f in exercise_spec.FIELDS} | {"limits", "profiles"}
+    assert set(schema["properties"]) == {f.name for f in exercise_spec.FIELDS} | {"limits", "profiles", "leaderboard"}
     assert set(schema["properties"]["limits"]["properties"]) == {f.name for f in exercise_spec.LIMITS}
+    assert set(schema["properties"]["leaderboard"]["items"]["properties"]) == set(exercise_spec.LEADERBOARD_KEYS)
 
 
 def test_new_exercise_refuses_to_overwrite_and_bad_ids(tmp_path):
