@@ -81,10 +81,11 @@ class Row:
 
 
 def rank(attempts: Iterable[tuple[str, str, list[dict[str, Any]]]], name: str, key: str,
-         me: str | None = None) -> list[Row]:
+         me: str | None = None, reveal: bool = False) -> list[Row]:
     """The board for entry ``name``: each student's best value over ``attempts`` (student, when, leaderboard
     array), best first; ties keep the order in which they were reached (the earlier attempt first), equal
-    ranks shared. ``me`` sees their own name; everyone else is a pseudonym."""
+    ranks shared. ``me`` sees their own name and everyone else is a pseudonym; ``reveal`` (an instructor)
+    sees every name."""
     best: dict[str, tuple[float, str, str]] = {}
     order = "desc"
     for student, when, board in attempts:
@@ -103,5 +104,5 @@ def rank(attempts: Iterable[tuple[str, str, list[dict[str, Any]]]], name: str, k
     rows: list[Row] = []
     for i, (value, _, student) in enumerate(ordered):
         shared = rows[-1].rank if rows and rows[-1].value == value else i + 1
-        rows.append(Row(shared, student if student == me else names[student], value, student == me))
+        rows.append(Row(shared, student if reveal or student == me else names[student], value, student == me))
     return rows

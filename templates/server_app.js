@@ -63,6 +63,37 @@
     return submissions.some((s) => s.state !== "done");
   }
 
+  function renderBoards(boards) {
+    const root = $("boards");
+    root.replaceChildren();
+    if (boards.length) {
+      const h = document.createElement("h2");
+      h.textContent = "Leaderboards";
+      root.appendChild(h);
+      const p = document.createElement("p");
+      p.textContent = "Each student's best attempt; everyone but you appears under a pseudonym.";
+      root.appendChild(p);
+    }
+    for (const b of boards) {
+      const table = document.createElement("table");
+      table.className = "board";
+      const caption = document.createElement("caption");
+      caption.textContent = b.exercise + ": " + b.name + " (" + (b.order === "asc" ? "lower" : "higher") + " is better)";
+      table.appendChild(caption);
+      const body = document.createElement("tbody");
+      for (const r of b.rows) {
+        const tr = document.createElement("tr");
+        if (r.mine) tr.className = "mine";
+        cell(tr, String(r.rank));
+        cell(tr, r.who);
+        cell(tr, Number(r.value).toPrecision(4));
+        body.appendChild(tr);
+      }
+      table.appendChild(body);
+      root.appendChild(table);
+    }
+  }
+
   async function show(token) {
     try {
       const me = await api("/api/me", token);
@@ -71,7 +102,9 @@
       $("login").hidden = true;
       $("attempts").hidden = false;
       say("");
-      if (render(data.submissions)) setTimeout(() => show(token), 3000);
+      const pending = render(data.submissions);
+      renderBoards((await api("/api/leaderboards", token)).leaderboards);
+      if (pending) setTimeout(() => show(token), 3000);
     } catch (error) {
       if (error.status === 401 || error.status === 403) {
         sessionStorage.removeItem(KEY);

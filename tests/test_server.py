@@ -192,6 +192,21 @@ def test_server_students_submit_concurrently_with_the_cli(server):
     assert "STUDENT" in everyone and all(name in everyone for name in work), everyone
 
 
+def test_server_leaderboard_shows_a_student_their_own_name_and_pseudonyms_for_the_rest(server):
+    """sample-add ranks scale()'s max error (lower is better): alice's right answer first, bob's wrong one after."""
+    status, body, _ = server.call("GET", "/api/leaderboards?exercise=sample-add", token=server.tokens["alice"])
+    assert status == 200, body
+    (board,) = body["leaderboards"]
+    assert (board["exercise"], board["name"], board["order"]) == ("sample-add", "scale() max error", "asc")
+    mine = [r for r in board["rows"] if r["mine"]]
+    assert [(r["who"], r["rank"], r["value"]) for r in mine] == [("alice", 1, 0.0)]
+    others = [r["who"] for r in board["rows"] if not r["mine"]]
+    assert others and not set(others) & set(server.tokens), "no other student's name reaches a student"
+    status, body, _ = server.call("GET", "/api/leaderboards", token=server.tokens["prof"])
+    names = [r["who"] for b in body["leaderboards"] if b["exercise"] == "sample-add" for r in b["rows"]]
+    assert names[0] == "alice" and "bob" in names, names
+
+
 def test_server_grades_a_notebook_submission(server):
     notebook = server.root / "work" / "my notebook.ipynb"
     notebook.parent.mkdir(parents=True, exist_ok=True)
@@ -360,6 +375,7 @@ def test_server_web_page_lists_a_students_attempts_in_chromium(server):
 
     page = dom(f"{server.url}/#token={server.tokens['alice']}", "chrome-a")
     assert "Signed in as alice (student)" in page, page[-2000:]
+    assert "Leaderboards" in page and page.count('class="mine"') == 1, "alice's own row, marked"
     assert page.count('class="attempt"') == len(server.rows("SELECT id FROM submissions WHERE student='alice'"))
     assert "bob" not in page.split("<tbody", 1)[1], "another student's attempts are not listed"
     link = page.split('href="', 1)[1].split('"', 1)[0].replace("&amp;", "&")

@@ -25,7 +25,7 @@ from grader.builtin.report_html import environment
 from grader.paths import templates_root
 from grader.results import jsonable
 from grader.server.service import INCOMING, Identity, Refusal, Service
-from grader.server.views import checks_json, read_document, shape
+from grader.server.views import checks_json, leaderboards, read_document, shape
 
 #: an upload announced as larger than the limit is still read (and dropped) up to this many bytes, so the
 #: client gets the 413 answer instead of a reset connection; beyond it the connection is simply closed
@@ -134,6 +134,13 @@ def one(request: Request, service: Svc, who: Who, sid: str) -> dict[str, Any]:
     if row is None or (not who.instructor and row["student"] != who.name):
         raise Refusal(404, "no such submission")  # another student's id is indistinguishable from none
     return describe(service, row, who, str(request.base_url), with_checks=True)
+
+
+@router.get("/api/leaderboards", tags=["submissions"])
+def boards(service: Svc, who: Who, exercise: Annotated[str | None, Query(max_length=100)] = None) -> dict[str, Any]:
+    """Each exercise's leaderboards: every student's best attempt, best first. A student sees their own name and
+    pseudonyms for everyone else; an instructor sees every name."""
+    return jsonable({"leaderboards": leaderboards(service, None if who.instructor else who.name, exercise)})
 
 
 @router.get("/reports/{sid}", response_class=HTMLResponse, tags=["pages"])

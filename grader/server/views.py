@@ -13,6 +13,7 @@ to the public results.json.  Views are cut from it at request time, so changing 
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -110,3 +111,42 @@ def checks_json(result: GradeResult) -> tuple[list[dict[str, Any]], dict[str, An
             entry |= {"name": c.name, "output": c.output, "details": c.details}
         shown.append(entry)
     return shown, hidden
+
+
+def leaderboards(service: Any, me: str | None, exercise: str | None = None) -> list[dict[str, Any]]:
+    """Each leaderboard of the exercises graded here: every student's best attempt, best first, as ``me`` may
+    see it (their own name, pseudonyms for the others; None: an instructor, who sees every name)."""
+    import hashlib
+    import hmac
+    from collections import defaultdict
+
+    from grader import leaderboard
+
+    key = hmac.new(service.secret, b"leaderboard pseudonyms", hashlib.sha256).hexdigest()
+    attempts: dict[str, list[Any]] = defaultdict(list)
+    for row in service.store.listing(exercise=exercise, limit=1_000_000):
+        if row["state"] != "done" or row["status"] == "grader_error" or not row["result_dir"] \
+                or row["exercise"] not in service.registries.exercises:
+            continue
+        ex = service.registries.exercises.get(row["exercise"])
+        board = _board(row["result_dir"], ex) if ex.leaderboard else []
+        if board:
+            attempts[ex.id].append((row["student"], row["finished_at"] or row["received_at"], board))
+    boards = []
+    for ex_id, tried in sorted(attempts.items()):
+        for entry in service.registries.exercises.get(ex_id).leaderboard:
+            rows = leaderboard.rank(tried, entry["name"], key, me=me, reveal=me is None)
+            boards.append({"exercise": ex_id, "name": entry["name"], "order": entry["order"],
+                           "rows": [{"rank": r.rank, "who": r.who, "value": r.value, "mine": r.mine} for r in rows]})
+    return boards
+
+
+@functools.lru_cache(maxsize=65536)
+def _board(result_dir: str, exercise: Exercise) -> list[dict[str, Any]]:
+    """A graded submission's leaderboard array (its document never changes once written)."""
+    from grader import leaderboard
+
+    try:
+        return leaderboard.entries(exercise, read_document(Path(result_dir), exercise).checks)
+    except (OSError, ValueError, KeyError):
+        return []
