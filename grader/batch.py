@@ -187,7 +187,10 @@ class LocalExecutor:
     tick: Callable[[], None] = field(default=lambda: None)
 
     def run(self, jobs: list[Job], out_root: Path) -> Iterator[tuple[Job, Outcome]]:
+        from grader.engine import sharing_cores
+
         with warm.pool(max(self.workers, 1), enabled=self.settings.warm and len(jobs) > 1), \
+                sharing_cores(min(max(self.workers, 1), len(jobs))), \
                 ThreadPoolExecutor(max_workers=max(self.workers, 1), thread_name_prefix="grader-job") as pool:
             pending: dict[Future[Outcome], Job] = {
                 pool.submit(grade_job, self.registries, job, self.settings, out_root): job for job in jobs}

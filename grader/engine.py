@@ -11,6 +11,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -31,6 +33,33 @@ from grader.sandbox import Limits, Sandbox
 from grader.submission import stage
 
 RUNNER_SLACK_S = 60.0
+#: how many jobs this process grades at once (batch --workers, serve --workers; see :func:`sharing_cores`)
+_CONCURRENT_JOBS = 1
+
+
+@contextmanager
+def sharing_cores(jobs: int) -> Iterator[None]:
+    """While ``jobs`` jobs run side by side, each worker's threads come from an equal share of the cores:
+    two jobs of two threads each on two cores spin against each other and grade at about half speed."""
+    previous = set_concurrent_jobs(jobs)
+    try:
+        yield
+    finally:
+        set_concurrent_jobs(previous)
+
+
+def set_concurrent_jobs(jobs: int) -> int:
+    """Declare how many jobs this process grades at once (the server, for its lifetime); returns the old count."""
+    global _CONCURRENT_JOBS
+    previous, _CONCURRENT_JOBS = _CONCURRENT_JOBS, max(1, jobs)
+    return previous
+
+
+def job_threads(exercise: Exercise, settings: Settings) -> int:
+    """A job's torch/OpenMP threads: the setting, lowered by the exercise and by the job's share of the cores."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    share = max(1, cores // _CONCURRENT_JOBS)
+    return max(1, min(exercise.threads or settings.threads, settings.threads, share))
 
 
 def choose_sandbox(registries: Registries, name: str | None) -> Sandbox:
@@ -225,7 +254,7 @@ def _runner_config(exercise: Exercise, settings: Settings, registries: Registrie
         check_timeout_s=exercise.check_timeout_s,
         import_timeout_s=exercise.import_timeout_s,
         limits=asdict(Limits(memory_mb=exercise.memory_mb,
-                             threads=min(exercise.threads or settings.threads, settings.threads),
+                             threads=job_threads(exercise, settings),
                              cpu_seconds=int(exercise.submission_timeout_s) + 30)),
         secret_paths=_secret_paths(registries, out_dir),
         select=settings.select,

@@ -58,7 +58,19 @@ def job_files_dir(job: Path) -> Path:
     return files
 
 
+def _limit_threads(threads: int) -> None:
+    """The checks' own torch work (the reference side) keeps to the job's share of the cores too: a cold
+    runner has not imported torch yet and reads the variable when it does; a warm fork has imported it but
+    made no thread pool, so setting the count there is safe."""
+    threads = max(1, int(threads))
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
+
+
 def run(cfg: RunnerConfig) -> int:
+    _limit_threads(cfg.limits.get("threads", 1))
     session = None
     if not cfg.load_problem:
         registries = Registries.collect(make_plugin_manager())

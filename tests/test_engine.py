@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -189,12 +190,19 @@ def test_engine_grader_error_output_never_shows_hidden_check_text(registries, se
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("declared,seen", [(1, 1), (0, 2), (8, 2)])
-def test_an_exercise_may_lower_the_workers_threads_never_raise_them(tmp_path, monkeypatch, declared, seen):
-    """[limits] threads: small models run faster on one thread; 0 keeps the setting (2 here), more is capped."""
-    from grader import api
+@pytest.mark.parametrize("declared,jobs,seen,warm", [(1, 1, 1, False), (0, 1, 2, False), (8, 1, 2, False),
+                                                     (0, 4, 1, False), (0, 4, 1, True)])
+def test_an_exercise_may_lower_the_workers_threads_never_raise_them(tmp_path, monkeypatch, declared, jobs, seen,
+                                                                    warm):
+    """[limits] threads: small models run faster on one thread; 0 keeps the setting (2 here), more is capped;
+    jobs side by side (a batch's or the server's workers) share the cores. The trusted side keeps to it too."""
+    import contextlib
+
+    from grader import api, engine
+    from grader import warm as warm_runners
     from grader.config import Settings
 
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
     ex = tmp_path / "exercises" / "threads-x"
     (ex / "stub").mkdir(parents=True)
     (ex / "checks" / "public").mkdir(parents=True)
@@ -202,12 +210,13 @@ def test_an_exercise_may_lower_the_workers_threads_never_raise_them(tmp_path, mo
                                       f"[limits]\nthreads = {declared}\n")
     (ex / "stub" / "solution.py").write_text("import torch\n\n\ndef threads():\n    return torch.get_num_threads()\n")
     (ex / "checks" / "public" / "test_t.py").write_text(
-        "import pytest\n\n\n@pytest.mark.points(1)\ndef test_threads(student):\n"
-        "    assert False, f'threads={student.threads()}'\n")
+        "import pytest\nimport torch\n\n\n@pytest.mark.points(1)\ndef test_threads(student):\n"
+        "    assert False, f'threads={student.threads()} runner={torch.get_num_threads()}'\n")
     monkeypatch.setenv("GRADER_EXERCISES", str(tmp_path))
-    result = api.grade(api.load(), "threads-x", ex / "stub", Settings.load({"work_dir": tmp_path / "jobs",
-                                                                             "threads": 2}, cwd=tmp_path))
-    assert result.checks[0].message.startswith(f"threads={seen}"), result.checks[0].message
+    with engine.sharing_cores(jobs), warm_runners.pool(1) if warm else contextlib.nullcontext():
+        result = api.grade(api.load(), "threads-x", ex / "stub", Settings.load({"work_dir": tmp_path / "jobs",
+                                                                                 "threads": 2}, cwd=tmp_path))
+    assert result.checks[0].message.startswith(f"threads={seen} runner={seen}"), result.checks[0].message
 
 
 def test_negative_limits_are_refused(tmp_path):

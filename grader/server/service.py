@@ -224,6 +224,9 @@ class Service:
     def start_workers(self, count: int) -> int:
         """Start ``count`` grading threads, after :meth:`recover`; returns how many gradings were resumed."""
         resumed = self.recover()
+        from grader.engine import set_concurrent_jobs
+
+        set_concurrent_jobs(count)  # each job's threads: its share of the cores
         if self.settings.warm and self._runners is None:
             self._runners = warm.install(max(count, 1))  # forks of runners that imported pytest and torch
         for i in range(max(count, 1)):
@@ -250,6 +253,9 @@ class Service:
             thread.join(timeout)
         warm.uninstall(self._runners)
         self._runners = None
+        from grader.engine import set_concurrent_jobs
+
+        set_concurrent_jobs(1)
 
     def _work_loop(self) -> None:
         while not self._stop.is_set():
