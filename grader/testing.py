@@ -6,6 +6,7 @@ Everything here runs in the trusted process, on data that already crossed the bo
 from __future__ import annotations
 
 import importlib.util
+import math
 import random
 from pathlib import Path, PurePosixPath
 from types import ModuleType
@@ -146,6 +147,34 @@ def tensor_report(actual: Any, expected: Any, rtol: float, atol: float, equal_na
     }
 
 
+#: a heatmap has at most this many cells a side (larger matrices are shown in blocks)
+HEATMAP_CELLS = 16
+
+
+def heatmap(actual: Any, expected: Any, worst: list[int]) -> dict[str, Any]:
+    """The 2-D slice of a failing comparison that holds its worst element, in at most HEATMAP_CELLS blocks a
+    side: got and expected as block means, |got - expected| as block maxima (a single bad value stays
+    visible), the worst block marked. Values have 4 significant digits; non-finite ones are None."""
+    import torch
+    import torch.nn.functional as F
+
+    lead = tuple(worst[:-2])
+    got = actual.detach().to(torch.float64)[lead]
+    want = expected.detach().to(torch.float64)[lead]
+    h, w = got.shape
+    size = (min(h, HEATMAP_CELLS), min(w, HEATMAP_CELLS))
+    diff = (got - want).abs().nan_to_num(nan=float("inf"))
+
+    def blocks(t: Any, reduce: Any) -> list[list[float | None]]:
+        pooled = reduce(t[None, None], size)[0, 0]
+        return [[float(f"{v:.4g}") if math.isfinite(v) else None for v in row] for row in pooled.tolist()]
+
+    return {"slice": list(lead), "shape": [h, w], "cells": list(size),
+            "got": blocks(got, F.adaptive_avg_pool2d), "expected": blocks(want, F.adaptive_avg_pool2d),
+            "diff": blocks(diff, F.adaptive_max_pool2d),
+            "worst": [worst[-2] * size[0] // h, worst[-1] * size[1] // w]}
+
+
 def _scalar(t: Any) -> Any:
     value = t.item()
     return value if not isinstance(value, complex) else str(value)
@@ -195,6 +224,8 @@ def _compare(actual: Any, expected: Any, rtol: float, atol: float, name: str, ch
     entry.update(report)
     if report["mismatched"]:
         entry["problem"] = "values"
+        if actual.dim() >= 2 and not actual.is_complex() and not expected.is_complex():
+            entry["heatmap"] = heatmap(actual, expected, report["worst_index"])
         raise AssertionError(
             f"{name}: {report['mismatched']} of {report['total']} values ({report['percent_mismatched']}%) "
             f"differ beyond rtol={rtol}, atol={atol}; max abs error {report['max_abs_error']:.3g}, "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import torch
@@ -87,3 +88,47 @@ def test_assert_tensor_close_nan_and_advice():
     with pytest.raises(AssertionError, match=r"^did you divide by zero\?\nout: 1 of 2"):
         assert_tensor_close(nan, nan.clone(), name="out", advice="did you divide by zero?")
     assert_tensor_close(nan, nan.clone(), equal_nan=True)
+
+
+def _heatmap_details(shape=(3, 40, 50), worst=(1, 33, 7), nan=None):
+    details = begin_details()
+    expected = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
+    actual = expected.clone()
+    actual[worst] += 5.0
+    if nan is not None:
+        actual[nan] = float("nan")
+    try:
+        assert_tensor_close(actual, expected, name="attention weights")
+    except AssertionError:
+        return details
+    raise AssertionError("the comparison should have failed")
+
+
+def test_a_failing_matrix_comparison_records_the_slice_holding_its_worst_element():
+    h = _heatmap_details()["tensors"][0]["heatmap"]
+    assert h["slice"] == [1] and h["shape"] == [40, 50] and h["cells"] == [16, 16]
+    assert h["worst"] == [13, 2]
+    flat = [v for row in h["diff"] for v in row]
+    assert max(v for v in flat if v is not None) == 5.0, "block maxima keep a single bad value visible"
+    assert flat.count(5.0) == 1 and all(v is not None for v in flat)
+    with_nan = _heatmap_details(shape=(4, 6), worst=(0, 1), nan=(2, 5))["tensors"][0]["heatmap"]
+    assert with_nan["worst"] == [2, 5], "a NaN where a number was expected is the worst element"
+    assert with_nan["got"][2][5] is None and with_nan["diff"][2][5] is None and with_nan["diff"][0][1] == 5.0
+    small = begin_details()
+    with contextlib.suppress(AssertionError):
+        assert_tensor_close(torch.ones(3), torch.zeros(3), name="v")
+    assert "heatmap" not in small["tensors"][0], "a vector has no picture"
+
+
+def test_report_draws_expected_got_and_difference_heatmaps_within_a_size_budget(tmp_path):
+    checks = [CheckResult(f"public/t.py::c{i}", f"matrix {i}", Status.FAIL, 0, 1, Visibility.PUBLIC, "differs",
+                          details=_heatmap_details()) for i in range(10)]
+    checks.append(CheckResult("hidden/t.py::m", "secret matrix", Status.FAIL, 0, 1, Visibility.MESSAGE_ONLY,
+                              "differs", details=_heatmap_details()))
+    page = HtmlReporter().write(_result(checks), tmp_path)
+    html = page.read_text()
+    assert html.count('class="heatmaps"') == 6, "at most six pictures in one report"
+    assert html.count('class="worst"') == 18 and "the worst element, at [1, 33, 7]" in html
+    assert "attention weights expected, 40 x 50 in 16 x 16 blocks" in html and "|got - expected|" in html
+    assert page.stat().st_size < 1_000_000
+    assert "secret matrix" in html and html.count("attention weights[1]") == 6, "a message-only check draws none"

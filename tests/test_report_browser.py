@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 from pathlib import Path
@@ -30,10 +31,22 @@ def _report(tmp_path: Path) -> Path:
     details = {"tensors": [{"name": "out", "shape": [2, 3], "dtype": "float32", "max_abs_error": 0.5,
                             "worst_index": [1, 2], "mismatched": 1, "total": 6, "problem": "values"}],
                "series/loss": [3.0, 2.0, 1.0]}
+    import torch
+
+    from grader.testing import assert_tensor_close, begin_details
+
+    matrix = begin_details()
+    want = torch.softmax(torch.randn(20, 20, generator=torch.Generator().manual_seed(0)), dim=-1)
+    got = want.clone()
+    got[4, 11] = 0.9
+    with contextlib.suppress(AssertionError):
+        assert_tensor_close(got, want, name="weights")
     checks = (
         CheckResult("public/t.py::a", "matches the reference", Status.FAIL, 0, 2, Visibility.PUBLIC,
                     "1 of 6 values differ", "<script>document.title='pwned'</script>", details),
         CheckResult("public/t.py::b", "rows sum to one", Status.PASS, 1, 1, Visibility.PUBLIC),
+        CheckResult("public/t.py::c", "attention weights", Status.FAIL, 0, 1, Visibility.PUBLIC, "differs",
+                    details=matrix),
     )
     result = GradeResult(exercise=ex, submission="alice", mode="grade", checks=checks,
                          provenance={"seed": 0, "isolation": {"backend": "bwrap"}}, execution_time_s=1.0,
@@ -50,8 +63,10 @@ def test_report_browser_renders_and_runs_no_student_script(tmp_path):
     page = _report(tmp_path)
     dom = _chromium("--dump-dom", page.as_uri(), profile=tmp_path / "profile").stdout
     assert "matches the reference" in dom and "rows sum to one" in dom
-    assert "<title>Demo — alice: 1/3</title>" in dom, "a student script changed the page"
+    assert "<title>Demo — alice: 1/4</title>" in dom, "a student script changed the page"
     assert "<polyline" in dom
+    assert dom.count('class="heatmap"') == 3 and dom.count('class="worst"') == 3, "expected, got, difference"
+    assert "the worst element, at [4, 11]" in dom
     shot = tmp_path / "report.png"
     _chromium(f"--screenshot={shot}", "--window-size=1200,900", page.as_uri(), profile=tmp_path / "profile2")
     assert shot.is_file() and shot.stat().st_size > 10_000
