@@ -159,8 +159,8 @@ def heatmap(actual: Any, expected: Any, worst: list[int]) -> dict[str, Any]:
     import torch.nn.functional as F
 
     lead = tuple(worst[:-2])
-    got = actual.detach().to(torch.float64)[lead]
-    want = expected.detach().to(torch.float64)[lead]
+    got = actual.detach()[lead].to(torch.float64)  # the slice first: a batch of logits is large
+    want = expected.detach()[lead].to(torch.float64)
     h, w = got.shape
     size = (min(h, HEATMAP_CELLS), min(w, HEATMAP_CELLS))
     diff = (got - want).abs().nan_to_num(nan=float("inf"))
