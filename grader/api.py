@@ -8,17 +8,13 @@ from pathlib import Path
 from grader.config import Settings
 from grader.engine import grade as _grade
 from grader.errors import GraderError
-from grader.models import Exercise, GradeResult
+from grader.models import GradeResult
 from grader.plugins import Registries, make_plugin_manager
 
 
 def load(extra_plugins: tuple[object, ...] = ()) -> Registries:
     """Build a plugin manager and collect everything plugins register."""
     return Registries.collect(make_plugin_manager(extra=extra_plugins))
-
-
-def list_exercises(registries: Registries) -> list[Exercise]:
-    return registries.exercises.ordered()
 
 
 def start(registries: Registries, exercise_id: str, dest: Path) -> list[Path]:

@@ -267,10 +267,6 @@ class Client:
         """``{"name", "role"}`` of the token's holder."""
         return dict(self._call("/api/me"))
 
-    def exercises(self) -> list[dict[str, Any]]:
-        """The exercises the server grades."""
-        return list(self._call("/api/exercises", list))
-
     def submissions(self, exercise: str | None = None) -> list[dict[str, Any]]:
         """The caller's submissions (an instructor's: everyone's), newest first."""
         query = f"?{urlencode({'exercise': exercise})}" if exercise else ""

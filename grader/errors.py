@@ -21,9 +21,3 @@ class PluginError(GraderError):
 
 class SandboxUnavailable(GraderError):
     """The requested sandbox backend cannot run on this machine."""
-
-
-class InternalError(GraderError):
-    """A grader bug: never the student's fault.  Exit code 3."""
-
-    exit_code = 3

@@ -196,13 +196,6 @@ class Gradebook:
                            ((result_dirs or {}).get(run_id, row["result_dir"]), run_id))
                 self._point_grade(db, row["student"], row["exercise"], run_id)
 
-    def discard_pending(self, exercise: str | None = None) -> int:
-        sql = "UPDATE runs SET state = 'discarded' WHERE state = 'pending'"
-        args: tuple[str, ...] = ()
-        if exercise:
-            sql, args = sql + " AND exercise = ?", (exercise,)
-        return self.db.execute(sql, args).rowcount
-
     @staticmethod
     def _point_grade(db: sqlite3.Connection, student: str, exercise: str, run_id: int) -> None:
         db.execute("UPDATE runs SET state = 'superseded' WHERE state = 'published' AND student = ? "

@@ -66,12 +66,6 @@ class Isolation:
             "notes": self.notes,
         }
 
-    def summary(self) -> str:
-        parts = [f"{k} isolated" for k in ("filesystem", "network") if getattr(self, k)]
-        if self.pid_namespace:
-            parts.append("own pid namespace")
-        parts.append(f"runs as {self.user}")
-        return f"{self.backend} ({', '.join(parts)})"
 
 
 @dataclass(frozen=True)
