@@ -41,8 +41,10 @@ PRELOAD = ("torch", "pytest", "grader.checking", "grader.remote", "grader.runner
 #: imported as well when installed: the checks of the model exercises load them
 OPTIONAL = ("numpy", "transformers", "transformers.modeling_utils", "safetensors.torch")
 START_TIMEOUT_S = 120.0
-#: environment keys set per job, which never force a new server
-PER_JOB = ("GRADER_PARENT_PID",)
+#: environment keys that change from job to job and that no library reads at import, so they never force a
+#: new server (the job's fork still gets them): pytest names the running test in PYTEST_CURRENT_TEST, which
+#: otherwise made every grading under pytest (the curriculum self-test, the hostile suite) start a new server
+PER_JOB = ("GRADER_PARENT_PID", "PYTEST_CURRENT_TEST")
 
 
 class ServerGone(Exception):

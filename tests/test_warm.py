@@ -109,6 +109,9 @@ def test_a_changed_environment_gets_a_new_server(tmp_path, settings, monkeypatch
         first = pool._idle[0].proc.pid
         api.grade(registries, "sample-softmax", SAMPLE / "reference", settings)
         assert pool._idle[0].proc.pid == first
+        monkeypatch.setenv("PYTEST_CURRENT_TEST", "another test (call)")  # pytest's own, changed per test
+        api.grade(registries, "sample-softmax", SAMPLE / "reference", settings)
+        assert pool._idle[0].proc.pid == first, "a per-test variable must not cost a new server"
         monkeypatch.setenv("GRADER_TEST_MARK", "1")
         result = api.grade(registries, "sample-softmax", SAMPLE / "reference", settings)
         assert pool._idle[0].proc.pid != first and result.score == 3
