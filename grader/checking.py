@@ -11,14 +11,14 @@ from __future__ import annotations
 import importlib.util
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType, ModuleType
 from typing import Any
 
 import pytest
 
-from grader import testing
+from grader import pictures, testing
 from grader.assets import AssetPaths
 from grader.models import Status, Visibility
 from grader.remote import (
@@ -85,6 +85,8 @@ class GraderPlugin:
         self.not_run = {"count": 0, "points": 0.0}
         self._started: dict[str, float] = {}
         self._reference: ModuleType | None = None
+        self._proxies: list[StudentProxy] = []  # the running check's, whose deadlines a reference run extends
+        self._curves: pictures.ReferenceCurves | None = None
 
     # -- output ----------------------------------------------------------------------------
     def write(self, record: dict[str, Any]) -> None:
@@ -149,6 +151,7 @@ class GraderPlugin:
         testing.begin_details()
         testing.seed_everything(self.grading_seed)
         self._started[item.nodeid] = time.perf_counter()
+        self._proxies.clear()
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
@@ -202,7 +205,35 @@ class GraderPlugin:
             raise WorkerTimeout("the submission's total time budget ran out before this check")
         mark = request.node.get_closest_marker("timeout_s")
         budget = float(mark.args[0]) if mark else self.default_timeout
-        return StudentProxy(self.session, min(now + budget, self.deadline), seed=self.grading_seed)
+        proxy = StudentProxy(self.session, min(now + budget, self.deadline), seed=self.grading_seed)
+        self._proxies.append(proxy)
+        return proxy
+
+    def _give_back(self, seconds: float) -> None:
+        """Time the trusted side spent on the reference is not the student's: push the deadlines back."""
+        self.deadline += seconds
+        for proxy in self._proxies:
+            proxy._deadline += seconds
+
+    @pytest.fixture
+    def reference_curve(self, request: pytest.FixtureRequest) -> Callable[..., list[float | None] | None]:
+        """``reference_curve(name, values, compute=None)``: the reference's curve for this check, to draw beside
+        the student's ``values`` (see :mod:`grader.pictures`); None when there is none to draw."""
+        if self._curves is None:
+            identity = {"exercise": self.cfg.exercise_id, "profile": self.cfg.profile, "seed": self.grading_seed,
+                        "targets": self.cfg.targets, "reference": pictures.tree_digest(self.cfg.reference_dir),
+                        "checks": pictures.tree_digest(self.cfg.checks_dir)}
+            self._curves = pictures.ReferenceCurves(self.cfg.reference_cache or None, identity,
+                                                    self.cfg.submission_is_reference, self._give_back)
+        curves, check = self._curves, request.node.nodeid
+
+        def reference_curve(name: str, values: Any, compute: Any = None) -> list[float | None] | None:
+            said = len(curves.problems)
+            line = curves(check, name, values, compute)
+            if len(curves.problems) > said:  # for the instructor's results.json; the student sees no line
+                testing.record(f"reference_curve_problem/{name}", curves.problems[-1])
+            return line
+        return reference_curve
 
     @pytest.fixture(scope="session")
     def reference(self) -> ModuleType:

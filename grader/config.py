@@ -87,6 +87,9 @@ ENVIRONMENT: dict[str, str] = {
                          "~/.cache/grader/assets)",
     "GRADER_ASSET_<NAME>": "maps one asset to a hub id (GRADER_ASSET_ENCODER_SMALL=hf:google-bert/bert-base-uncased); "
                            "empty: back to the offline build",
+    "GRADER_REFERENCE_CACHE": "where the grader keeps the reference's training curves drawn beside a student's "
+                              "(default $XDG_CACHE_HOME/grader/reference-curves, else ~/.cache/grader/"
+                              "reference-curves; empty: keep none, train the reference again in each grading)",
     "GRADER_DOCKER_IMAGE": "the worker image the docker sandbox runs (default grader-worker:latest)",
     "GRADER_GPUS": "GPU ids the host may lease to jobs (\"0,1\"; empty: none), instead of asking nvidia-smi",
     "GRADER_GPU_LOCKS": "the folder of per-GPU lease locks (default <temp dir>/grader-gpu-locks)",

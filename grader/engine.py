@@ -12,7 +12,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -27,6 +27,7 @@ from grader.fs import force_rmtree
 from grader.gpus import detect_gpus
 from grader.models import CheckResult, Exercise, GradeResult, Status, Visibility
 from grader.paths import PACKAGE_DIR, data_root
+from grader.pictures import reference_cache_dir
 from grader.plugins import Registries
 from grader.runner_config import RunnerConfig
 from grader.sandbox import Limits, Sandbox
@@ -196,7 +197,7 @@ def grade(
         staged = stage(Path(source), job / "submission")
         cfg = _runner_config(exercise, settings, registries, sandbox.name, placement, assets, staged.path, job,
                              job_id, public_only, out_dir, load_problem=refusal or staged.problem,
-                             refused=bool(refusal))
+                             refused=bool(refusal), is_reference=_is_reference(exercise, Path(source)))
         cfg_path = job / "runner.json"
         cfg.write(cfg_path)
         code, log = _run_runner(cfg_path, exercise.submission_timeout_s + exercise.import_timeout_s + RUNNER_SLACK_S)
@@ -232,7 +233,8 @@ def grade(
 
 def _runner_config(exercise: Exercise, settings: Settings, registries: Registries, sandbox: str,
                    placement: Placement, assets: Any, submission: Path, job: Path, job_id: str,
-                   public_only: bool, out_dir: Path | None, load_problem: str, refused: bool) -> RunnerConfig:
+                   public_only: bool, out_dir: Path | None, load_problem: str, refused: bool,
+                   is_reference: bool = False) -> RunnerConfig:
     """Everything the trusted runner needs for one job (written as runner.json, readable by root only)."""
     return RunnerConfig(
         job_id=job_id,
@@ -263,7 +265,18 @@ def _runner_config(exercise: Exercise, settings: Settings, registries: Registrie
         targets=exercise.targets(placement.profile),
         load_problem=load_problem,
         refused=refused,
+        reference_cache=str(reference_cache_dir() or ""),
+        submission_is_reference=is_reference,
     )
+
+
+def _is_reference(exercise: Exercise, source: Path) -> bool:
+    """Whether the graded folder is the exercise's reference folder (a path only an instructor can give)."""
+    if exercise.reference_dir is None:
+        return False
+    with suppress(OSError):
+        return source.resolve() == exercise.reference_dir.resolve()
+    return False
 
 
 def _phases(session: dict[str, Any], checks: list[CheckResult], elapsed: float) -> dict[str, float]:

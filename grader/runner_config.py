@@ -48,6 +48,10 @@ class RunnerConfig:
     load_problem: str = ""
     #: the grader refused the job (placement or assets), rather than the submission failing to load
     refused: bool = False
+    #: the folder of reference curves the trusted side keeps (:mod:`grader.pictures`); empty: none kept
+    reference_cache: str = ""
+    #: the graded folder is the exercise's reference folder itself (an instructor's self-check)
+    submission_is_reference: bool = False
 
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self)), encoding="utf-8")

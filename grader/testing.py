@@ -32,6 +32,8 @@ __all__ = [
     "WorkerOOM",
     "WorkerTimeout",
     "assert_tensor_close",
+    "confusion",
+    "curve",
     "expect_close",
     "expect_tensor",
     "expect_type",
@@ -72,6 +74,25 @@ def record(key: str, value: Any) -> None:
     A list of numbers under ``series/<name>`` is drawn as a curve in the HTML report.
     """
     _current()[key] = value
+
+
+def curve(name: str, values: Any, *, reference: Any = None, target: float | None = None,
+          target_label: str = "target", y_label: str = "loss") -> None:
+    """Record a training curve (one number per step) to draw in the report, over the reference's curve when
+    given (the ``reference_curve`` fixture) and with the target as a line.  Drawn for public and message-only
+    checks, never hidden ones; at most :data:`grader.pictures.MAX_POINTS` points are kept."""
+    from grader.pictures import curve_record
+
+    record(f"curve/{name}", curve_record(list(values), None if reference is None else list(reference), target,
+                                         target_label, y_label))
+
+
+def confusion(name: str, labels: Any, predicted: Any, classes: Any = None) -> None:
+    """Record a confusion matrix (rows: the true class, columns: the predicted one) to draw in the report, for
+    public and message-only checks; ``classes`` names the class indices."""
+    from grader.pictures import confusion_record
+
+    record(f"confusion/{name}", confusion_record(list(labels), list(predicted), classes))
 
 
 def load_module(path: Path, name: str, *, optional: bool = False) -> ModuleType | None:

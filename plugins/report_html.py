@@ -25,7 +25,6 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["polyline"] = polyline
     env.filters["sig"] = significant
     return env
 
@@ -33,17 +32,6 @@ def environment() -> jinja2.Environment:
 def significant(value: Any, digits: int = 4) -> Any:
     """Floats to a few significant digits for tables; anything else unchanged."""
     return f"{value:.{digits}g}" if isinstance(value, float) else value
-
-
-def polyline(values: list[Any], width: int = 320, height: int = 90) -> str:
-    """SVG polyline points for a numeric series (a loss curve)."""
-    ys = [float(v) for v in values if isinstance(v, (int, float))]
-    if len(ys) < 2:
-        return ""
-    lo, hi = min(ys), max(ys)
-    span = (hi - lo) or 1.0
-    step = width / (len(ys) - 1)
-    return " ".join(f"{i * step:.1f},{height - (y - lo) / span * height:.1f}" for i, y in enumerate(ys))
 
 
 #: viridis at nine stops: perceptually even, and its lightness rises monotonically, so it survives greyscale
@@ -77,6 +65,100 @@ def heatmap_panels(h: dict[str, Any]) -> list[dict[str, Any]]:
     return panels
 
 
+#: at most this many curves and confusion matrices in one report (a few tens of kB each)
+MAX_CURVES = 6
+MAX_CONFUSIONS = 4
+_W, _H, _LEFT, _RIGHT, _TOP, _BOTTOM = 480, 200, 56, 12, 14, 34
+
+
+def _segments(xs: list[int], ys: list[Any], fx: Any, fy: Any) -> list[str]:
+    """SVG polyline point lists, broken where a value is missing (a NaN step is a gap, not a zero)."""
+    out: list[str] = []
+    run: list[str] = []
+    for x, y in zip(xs, ys, strict=False):
+        if y is None:
+            if len(run) > 1:
+                out.append(" ".join(run))
+            run = []
+        else:
+            run.append(f"{fx(x):.1f},{fy(y):.1f}")
+    if len(run) > 1:
+        out.append(" ".join(run))
+    return out
+
+
+def chart(rec: dict[str, Any]) -> dict[str, Any]:
+    """The geometry of a curve's picture: the student's line, the reference's, the target, axes and ticks."""
+    ref = rec.get("reference") or {}
+    xs, ys = list(rec.get("x", [])), list(rec.get("values", []))
+    rxs, rys = list(ref.get("x", [])), list(ref.get("values", []))
+    target = rec.get("target")
+    known = [v for v in (*ys, *rys, target) if isinstance(v, (int, float))]
+    lo, hi = (min(known), max(known)) if known else (0.0, 1.0)
+    pad = (hi - lo) * 0.05 or abs(hi) * 0.1 or 1.0
+    lo, hi = lo - pad, hi + pad
+    xmax = max([*xs, *rxs, 1])
+    pw, ph = _W - _LEFT - _RIGHT, _H - _TOP - _BOTTOM
+
+    def fx(x: float) -> float:
+        return _LEFT + x / xmax * pw
+
+    def fy(y: float) -> float:
+        return _TOP + (hi - y) / (hi - lo) * ph
+
+    finite = [(x, y) for x, y in zip(xs, ys, strict=False) if y is not None]
+    ref_last = next((y for y in reversed(rys) if y is not None), None)
+    return {
+        "width": _W, "height": _H, "left": _LEFT, "right": _W - _RIGHT, "top": _TOP, "bottom": _H - _BOTTOM,
+        "y_label": rec.get("y_label", "loss"), "steps": rec.get("steps", len(ys)),
+        "mine": _segments(xs, ys, fx, fy), "reference": _segments(rxs, rys, fx, fy),
+        "points": [{"cx": round(fx(x), 1), "cy": round(fy(y), 1), "step": x, "v": y} for x, y in finite],
+        "target": None if target is None else {"y": round(fy(target), 1), "v": target,
+                                               "label": rec.get("target_label", "target")},
+        "yticks": [{"y": round(fy(v), 1), "v": v} for v in (lo + pad, (lo + hi) / 2, hi - pad)],
+        "xticks": [{"x": round(fx(x), 1), "v": x} for x in sorted({0, xmax // 2, xmax})],
+        "first": finite[0][1] if finite else None, "last": finite[-1][1] if finite else None,
+        "ref_last": ref_last, "nonfinite": rec.get("nonfinite", 0),
+    }
+
+
+def confusion_chart(rec: dict[str, Any]) -> dict[str, Any]:
+    """The cells of a confusion matrix's picture: shaded by the share of their row (the true class)."""
+    classes, predicted, matrix = rec["classes"], rec["predicted"], rec["matrix"]
+    size, left, top = 56, 96, 56
+    cells = []
+    for i, row in enumerate(matrix):
+        total = sum(row) or 1
+        for j, count in enumerate(row):
+            share = count / total
+            cells.append({"x": left + j * size, "y": top + i * size, "count": count, "share": share,
+                          "fill": _colour(share), "ink": "#000" if share > 0.6 else "#fff",
+                          "true": classes[i], "predicted": predicted[j], "diagonal": i == j})
+    return {"size": size, "left": left, "top": top, "cells": cells,
+            "width": left + size * len(predicted) + 8, "height": top + size * len(classes) + 8,
+            "rows": [{"y": top + i * size + size / 2, "name": str(c)[:12]} for i, c in enumerate(classes)],
+            "cols": [{"x": left + j * size + size / 2, "name": str(c)[:9]} for j, c in enumerate(predicted)],
+            "n": rec.get("n", 0), "correct": rec.get("correct", 0)}
+
+
+def _pictures(details: dict[str, Any], public: bool, budget: dict[str, int]) -> tuple[list[Any], list[Any]]:
+    """The curves and confusion matrices of one check, within the report's budget."""
+    curves, matrices = [], []
+    for key, value in details.items():
+        kind, _, name = key.partition("/")
+        if kind == "series" and public and isinstance(value, list):  # a bare list of numbers, public only
+            from grader.pictures import curve_record
+
+            kind, value = "curve", curve_record(value)
+        if kind == "curve" and isinstance(value, dict) and budget["curves"] > 0:
+            budget["curves"] -= 1
+            curves.append({"name": name, **chart(value)})
+        elif kind == "confusion" and isinstance(value, dict) and budget["confusions"] > 0:
+            budget["confusions"] -= 1
+            matrices.append({"name": name, **confusion_chart(value)})
+    return curves, matrices
+
+
 def _with_heatmaps(tensors: list[dict[str, Any]], budget: list[int]) -> list[dict[str, Any]]:
     out = []
     for t in tensors:
@@ -92,15 +174,18 @@ def _with_heatmaps(tensors: list[dict[str, Any]], budget: list[int]) -> list[dic
 def context(result: GradeResult) -> dict[str, Any]:
     checks = []
     budget = [MAX_HEATMAPS]
+    pictured = {"curves": MAX_CURVES, "confusions": MAX_CONFUSIONS}
     for c in result.checks:
         shown = c.visibility is Visibility.PUBLIC
+        # a message-only check's pictures are of the student's own run (and the reference's curve): shown
+        curves, matrices = _pictures(c.details, shown, pictured) if c.visibility is not Visibility.HIDDEN else ([], [])
         checks.append({
             "name": c.name, "title": c.title, "status": c.status.value, "score": c.score,
             "max_score": c.max_score, "visibility": c.visibility.value,
             "message": c.message if c.visibility is not Visibility.HIDDEN else "",
             "output": c.output if shown and c.output != c.message else "",
             "tensors": _with_heatmaps(jsonable(c.details.get("tensors", [])), budget) if shown else [],
-            "series": {k.split("/", 1)[1]: v for k, v in c.details.items() if k.startswith("series/")} if shown else {},
+            "curves": curves, "confusions": matrices,
         })
     return {
         "exercise": result.exercise.summary_dict(),

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from pathlib import Path
 
+import pytest
 import torch
 
-from grader.builtin.report_html import HtmlReporter, polyline
+from grader.builtin.report_html import MAX_CONFUSIONS, MAX_CURVES, HtmlReporter
 from grader.models import CheckResult, Exercise, GradeResult, Status, Visibility
-from grader.testing import assert_tensor_close, begin_details
+from grader.pictures import MAX_POINTS, confusion_record, downsample
+from grader.testing import assert_tensor_close, begin_details, confusion, curve
 
 
 def _result(checks, output="") -> GradeResult:
@@ -75,9 +78,57 @@ def test_report_escapes_student_text_and_shows_details(tmp_path):
     assert "worst index" in html and "[0, 0]" in html
 
 
-def test_report_polyline_needs_two_points():
-    assert polyline([1.0]) == ""
-    assert polyline([1.0, 0.0]).startswith("0.0,")
+def _curve_details(steps=500, nan_at=40):
+    details = begin_details()
+    values = [3 * math.exp(-i / 80) + 0.05 * math.sin(i) for i in range(steps)]
+    values[nan_at] = float("nan")
+    curve("loss", values, reference=[2.9 * math.exp(-i / 70) for i in range(steps)], target=0.5)
+    confusion("held-out", [0, 0, 1, 1, 1, 0, 1], [0, 1, 1, 1, 0, 0, 1], classes=["negative", "positive"])
+    return details
+
+
+def test_a_curve_keeps_a_bounded_number_of_points_and_its_gaps():
+    rec = _curve_details()["curve/loss"]
+    assert rec["steps"] == 500 and len(rec["x"]) == len(rec["values"]) == MAX_POINTS
+    assert rec["x"][0] == 0 and rec["x"][-1] == 499 and rec["nonfinite"] == 1
+    assert rec["reference"]["steps"] == 500 and rec["target"] == 0.5
+    assert downsample([1.0, float("nan"), 3.0]) == ([0, 1, 2], [1.0, None, 3.0]), "short runs are kept whole"
+    _, means = downsample([float("nan")] * 10 + [1.0] * 400)
+    assert means[1] is None and means[-1] == 1.0, "a bucket of NaN stays a gap, never a number"
+
+
+def test_a_confusion_matrix_counts_true_rows_by_predicted_columns():
+    rec = _curve_details()["confusion/held-out"]
+    assert rec["matrix"] == [[2, 1], [1, 3]] and rec["correct"] == 5 and rec["n"] == 7
+    labels, predicted = [2, 0, 1, 1, 2, 0, 0], [2, 1, 1, 0, 2, 0, 2]
+    oracle = torch.bincount(torch.tensor(labels) * 3 + torch.tensor(predicted), minlength=9).view(3, 3).tolist()
+    assert confusion_record(labels, predicted, ["a", "b", "c"])["matrix"] == oracle
+    odd = confusion_record(["cat", "dog"], ["cat", "bird"])
+    assert odd["predicted"] == ["cat", "dog", "other"] and odd["matrix"] == [[1, 0, 0], [0, 0, 1]]
+    with pytest.raises(ValueError, match="2 labels but 1"):
+        confusion_record([0, 1], [0])
+
+
+def test_message_only_checks_draw_their_curve_and_matrix_and_hidden_ones_draw_none(tmp_path):
+    checks = [CheckResult("hidden/t.py::m", "trains", Status.FAIL, 0, 2, Visibility.MESSAGE_ONLY, "too high",
+                          details=_curve_details()),
+              CheckResult("hidden/t.py::h", "secret", Status.FAIL, 0, 1, Visibility.HIDDEN, "x",
+                          details=_curve_details())]
+    html = HtmlReporter().write(_result(checks), tmp_path).read_text()
+    assert html.count('class="curve"') == 1 and html.count('class="confusion"') == 1, "never for a hidden check"
+    assert html.count('class="mine"') == 2 and html.count('polyline class="mine"') == 2, "a NaN breaks the line"
+    assert 'class="reference"' in html and 'class="target"' in html and "target 0.5" in html
+    assert "1 step(s) gave NaN or inf" in html and html.count('class="pt"') == MAX_POINTS - 1
+    assert "true negative, predicted positive: 1 (33 % of true negative)" in html and "5 of 7 right" in html
+
+
+def test_a_reports_pictures_are_bounded(tmp_path):
+    checks = [CheckResult(f"public/t.py::c{i}", f"run {i}", Status.FAIL, 0, 1, Visibility.PUBLIC, "x",
+                          details=_curve_details()) for i in range(10)]
+    page = HtmlReporter().write(_result(checks), tmp_path)
+    html = page.read_text()
+    assert html.count('class="curve"') == MAX_CURVES and html.count('class="confusion"') == MAX_CONFUSIONS
+    assert page.stat().st_size < 1_000_000
 
 
 def test_assert_tensor_close_nan_and_advice():
