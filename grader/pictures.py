@@ -36,6 +36,12 @@ def _number(v: Any) -> float | None:
     return x if math.isfinite(x) else None
 
 
+def as_numbers(values: Any) -> list[float | None]:
+    """Student data as a curve: a list or tuple's items as floats (None where not a finite number); anything
+    else is no curve at all (a check draws what it got, it never crashes on it)."""
+    return [_number(v) for v in values] if isinstance(values, (list, tuple)) else []
+
+
 def downsample(values: Sequence[Any], limit: int = MAX_POINTS) -> tuple[list[int], list[float | None]]:
     """``(steps, values)`` with at most ``limit`` points: bucket means, each at its bucket's middle step, None for
     a bucket holding a NaN or inf (a diverged step stays visible as a gap); first and last steps kept."""
@@ -54,13 +60,15 @@ def downsample(values: Sequence[Any], limit: int = MAX_POINTS) -> tuple[list[int
     return steps, [float(f"{y:.6g}") if y is not None else None for y in out]
 
 
-def curve_record(values: Sequence[Any], reference: Sequence[Any] | None = None, target: float | None = None,
-                 target_label: str = "target", y_label: str = "loss") -> dict[str, Any]:
-    """The JSON a check records under ``curve/<name>``."""
+def curve_record(values: Any, reference: Any = None, target: float | None = None, target_label: str = "target",
+                 y_label: str = "loss") -> dict[str, Any]:
+    """The JSON a check records under ``curve/<name>`` (values that are not a list of numbers: an empty curve)."""
+    values = as_numbers(values)
     x, ys = downsample(values)
     rec: dict[str, Any] = {"steps": len(values), "x": x, "values": ys, "y_label": y_label,
-                           "nonfinite": sum(1 for v in values if _number(v) is None)}
+                           "nonfinite": sum(1 for v in values if v is None)}
     if reference is not None:
+        reference = as_numbers(reference)
         rx, ry = downsample(reference)
         rec["reference"] = {"steps": len(reference), "x": rx, "values": ry}
     if target is not None and _number(target) is not None:
@@ -150,7 +158,7 @@ class ReferenceCurves:
                  compute: Callable[[], Sequence[Any]] | None = None) -> list[float | None] | None:
         path = self._path(check, name)
         if self.is_reference:
-            curve = [_number(v) for v in values]
+            curve = as_numbers(values)
             self._store(path, curve)
             return curve
         if path is not None and path.is_file():
@@ -165,7 +173,7 @@ class ReferenceCurves:
         restore = _rng_state()
         started = time.monotonic()
         try:
-            curve = [_number(v) for v in compute()]
+            curve = as_numbers(list(compute()))
         except Exception as exc:  # the picture loses its line; the verdict never depends on it
             self.problems.append(f"the reference curve could not be computed: {type(exc).__name__}: {exc}")
             return None

@@ -83,8 +83,7 @@ def curve(name: str, values: Any, *, reference: Any = None, target: float | None
     checks, never hidden ones; at most :data:`grader.pictures.MAX_POINTS` points are kept."""
     from grader.pictures import curve_record
 
-    record(f"curve/{name}", curve_record(list(values), None if reference is None else list(reference), target,
-                                         target_label, y_label))
+    record(f"curve/{name}", curve_record(values, reference, target, target_label, y_label))
 
 
 def confusion(name: str, labels: Any, predicted: Any, classes: Any = None) -> None:

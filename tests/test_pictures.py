@@ -65,3 +65,60 @@ def test_the_tree_digest_follows_content_and_names(tmp_path):
     assert tree_digest(tmp_path) == first, "bytecode is not the reference"
     (tmp_path / "solution.py").write_text("x = 2\n")
     assert tree_digest(tmp_path) != first and tree_digest(None) == "none"
+
+
+CURVE_CHECK = '''
+import pytest
+import torch
+
+from grader.testing import confusion, curve, record
+
+
+def _run(scale):
+    return [float(scale(torch.tensor([2.0]), 0.9 ** step)[0]) for step in range(30)]
+
+
+@pytest.mark.points(1)
+@pytest.mark.visibility("message-only")
+def test_a_run(student, reference, reference_curve):
+    mine = _run(student.scale)
+    trained = []
+    curve("run", mine, target=0.01, reference=reference_curve(
+        "run", mine, lambda: trained.append(1) or _run(reference.scale)))
+    confusion("signs", [0, 1, 1], [0, 1, 0], classes=["neg", "pos"])
+    record("reference_trained", len(trained))
+'''
+
+
+def test_the_report_draws_the_reference_curve_kept_by_the_reference_folders_own_grading(
+        registries, settings, tmp_path, good_sample, monkeypatch):
+    """End to end through the engine and the sandbox: the reference folder's grading keeps its curve, a
+    student's grading draws it without training the reference again; with no cache kept, the reference trains."""
+    import dataclasses
+    import shutil
+
+    from grader.builtin.report_html import HtmlReporter
+    from grader.engine import grade
+
+    sample = registries.exercises.get("sample-add")
+    checks = tmp_path / "checks"
+    shutil.copytree(sample.checks_dir, checks)
+    (checks / "hidden" / "test_curve_hidden.py").write_text(CURVE_CHECK)
+    exercise = dataclasses.replace(sample, checks_dir=checks, points=sample.points + 1)
+    monkeypatch.setenv("GRADER_REFERENCE_CACHE", str(tmp_path / "curves"))
+    own = grade(exercise, sample.reference_dir, settings, registries)
+    assert own.score == own.max_score, [c.message for c in own.checks]
+    sub = tmp_path / "student"
+    sub.mkdir()
+    (sub / "solution.py").write_text(good_sample)
+    result = grade(exercise, sub, settings, registries)
+    run = next(c for c in result.checks if c.name.endswith("test_a_run"))
+    kept = next(c for c in own.checks if c.name.endswith("test_a_run")).details["curve/run"]["values"]
+    assert run.details["curve/run"]["reference"]["values"] == kept and len(kept) == 30
+    assert run.details["reference_trained"] == 0, "the kept curve is read back, not trained again"
+    html = HtmlReporter().write(result, tmp_path).read_text()
+    assert 'polyline class="reference"' in html and 'class="target"' in html and 'class="confusion"' in html
+    monkeypatch.setenv("GRADER_REFERENCE_CACHE", "")
+    fresh = grade(exercise, sub, settings, registries)
+    run = next(c for c in fresh.checks if c.name.endswith("test_a_run"))
+    assert run.details["reference_trained"] == 1 and run.details["curve/run"]["reference"]["steps"] == 30

@@ -11,7 +11,7 @@ import torch
 
 from grader.builtin.report_html import MAX_CONFUSIONS, MAX_CURVES, HtmlReporter
 from grader.models import CheckResult, Exercise, GradeResult, Status, Visibility
-from grader.pictures import MAX_POINTS, confusion_record, downsample
+from grader.pictures import MAX_POINTS, confusion_record, curve_record, downsample
 from grader.testing import assert_tensor_close, begin_details, confusion, curve
 
 
@@ -93,6 +93,7 @@ def test_a_curve_keeps_a_bounded_number_of_points_and_its_gaps():
     assert rec["x"][0] == 0 and rec["x"][-1] == 499 and rec["nonfinite"] == 1
     assert rec["reference"]["steps"] == 500 and rec["target"] == 0.5
     assert downsample([1.0, float("nan"), 3.0]) == ([0, 1, 2], [1.0, None, 3.0]), "short runs are kept whole"
+    assert curve_record("not a list")["steps"] == 0 and curve_record([1, "x"])["values"] == [1.0, None]
     _, means = downsample([float("nan")] * 10 + [1.0] * 400)
     assert means[1] is None and means[-1] == 1.0, "a bucket of NaN stays a gap, never a number"
 

@@ -33,8 +33,11 @@ def _report(tmp_path: Path) -> Path:
                "series/loss": [3.0, 2.0, 1.0]}
     import torch
 
-    from grader.testing import assert_tensor_close, begin_details
+    from grader.testing import assert_tensor_close, begin_details, confusion, curve
 
+    run = begin_details()
+    curve("loss", [3.0 / (1 + i) for i in range(40)], reference=[2.5 / (1 + i) for i in range(40)], target=0.2)
+    confusion("held-out", [0, 1, 1, 0], [0, 1, 0, 0], classes=["negative", "positive"])
     matrix = begin_details()
     want = torch.softmax(torch.randn(20, 20, generator=torch.Generator().manual_seed(0)), dim=-1)
     got = want.clone()
@@ -47,6 +50,8 @@ def _report(tmp_path: Path) -> Path:
         CheckResult("public/t.py::b", "rows sum to one", Status.PASS, 1, 1, Visibility.PUBLIC),
         CheckResult("public/t.py::c", "attention weights", Status.FAIL, 0, 1, Visibility.PUBLIC, "differs",
                     details=matrix),
+        CheckResult("hidden/t.py::d", "trains to the target", Status.FAIL, 0, 1, Visibility.MESSAGE_ONLY,
+                    "the loss stayed above the target", details=run),
     )
     result = GradeResult(exercise=ex, submission="alice", mode="grade", checks=checks,
                          provenance={"seed": 0, "isolation": {"backend": "bwrap"}}, execution_time_s=1.0,
@@ -63,8 +68,10 @@ def test_report_browser_renders_and_runs_no_student_script(tmp_path):
     page = _report(tmp_path)
     dom = _chromium("--dump-dom", page.as_uri(), profile=tmp_path / "profile").stdout
     assert "matches the reference" in dom and "rows sum to one" in dom
-    assert "<title>Demo — alice: 1/4</title>" in dom, "a student script changed the page"
-    assert "<polyline" in dom
+    assert "<title>Demo — alice: 1/5</title>" in dom, "a student script changed the page"
+    assert dom.count('<polyline class="mine"') == 2 and dom.count('<polyline class="reference"') == 1
+    assert '<line class="target"' in dom and "step 39: 0.075" in dom, "numbers on hover"
+    assert dom.count('class="confusion"') == 1 and "true positive, predicted negative: 1 (50 % of true positive)" in dom
     assert dom.count('class="heatmap"') == 3 and dom.count('class="worst"') == 3, "expected, got, difference"
     assert "the worst element, at [4, 11]" in dom
     shot = tmp_path / "report.png"

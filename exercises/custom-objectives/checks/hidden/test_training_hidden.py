@@ -11,7 +11,7 @@ import math
 import pytest
 import torch
 
-from grader.testing import assert_tensor_close, record
+from grader.testing import assert_tensor_close, curve, record
 
 STEP_LR = {"dpo": 20.0, "reward": 0.5}  # plain SGD: large enough that one step moves log-probs by ~0.1-1
 
@@ -116,14 +116,16 @@ def _implicit_accuracy(reference, co, config, start, trained, pairs):
 @pytest.mark.points(2)
 @pytest.mark.visibility("message-only")
 @pytest.mark.timeout_s(300)
-def test_dpo_training_prefers_chosen(student, reference, co, config, train_pairs, hidden_pairs, targets, seed):
+def test_dpo_training_prefers_chosen(student, reference, co, config, train_pairs, hidden_pairs, targets, seed,
+                                    reference_curve):
     """after fit on the training pairs, the policy ranks chosen above rejected on hidden pairs (implicit reward)"""
     weights = co.init_weights(config, "causal", seed=seed)
     trainer = student.new("DPOTrainer", config, weights, beta=float(targets["beta"]))
     steps = int(targets["dpo_steps"])
     losses = co.expect_losses(trainer.fit(train_pairs, steps=steps, lr=float(targets["dpo_lr"]), batch_size=16,
                                           seed=seed), steps, f"DPOTrainer.fit(..., steps={steps})")
-    record("series/dpo_loss", losses)
+    dpo_loss_curve = losses
+    curve("dpo loss", dpo_loss_curve, reference=reference_curve("dpo_loss", dpo_loss_curve))
     trained = co.expect_weights(trainer.policy_weights(), weights, "DPOTrainer.policy_weights()")
     accuracy = _implicit_accuracy(reference, co, config, weights, trained, hidden_pairs)
     record("hidden_pair_accuracy", accuracy)
@@ -157,14 +159,16 @@ def test_reward_model_steps_match_reference(student, reference, co, config, trai
 @pytest.mark.points(2)
 @pytest.mark.visibility("message-only")
 @pytest.mark.timeout_s(300)
-def test_reward_model_training(student, reference, co, config, train_pairs, hidden_pairs, targets, seed):
+def test_reward_model_training(student, reference, co, config, train_pairs, hidden_pairs, targets, seed,
+                               reference_curve):
     """after fit, the reward model scores chosen above rejected on hidden pairs more often than the target"""
     weights = co.init_weights(config, "reward", seed=seed + 2)
     rm = student.new("RewardModel", config, weights)
     steps = int(targets["reward_steps"])
     losses = co.expect_losses(rm.fit(train_pairs, steps=steps, lr=float(targets["reward_lr"]), batch_size=16,
                                      seed=seed), steps, f"RewardModel.fit(..., steps={steps})")
-    record("series/reward_loss", losses)
+    reward_loss_curve = losses
+    curve("reward loss", reward_loss_curve, reference=reference_curve("reward_loss", reward_loss_curve))
     trained = co.expect_weights(rm.weights(), weights, "RewardModel.weights()")
     ids, mask, _ = _probe(reference, co, hidden_pairs)
     rewards = reference.RewardModel(config, trained).rewards(ids, mask)

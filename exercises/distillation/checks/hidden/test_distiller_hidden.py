@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from grader.testing import assert_tensor_close, expect_tensor, expect_type, record
+from grader.testing import assert_tensor_close, curve, expect_tensor, expect_type, record
 
 
 def _distiller(student, task, kd, **kwargs):
@@ -156,7 +156,7 @@ def test_train_steps_match_worked_update(student, reference, task, kd):
 @pytest.mark.points(4)
 @pytest.mark.visibility("message-only")
 @pytest.mark.timeout_s(120)
-def test_distilled_student_beats_hard_label_student(student, reference, task, kd, targets, seed):
+def test_distilled_student_beats_hard_label_student(student, reference, task, kd, targets, seed, reference_curve):
     """on hidden points, the distilled student beats a same-size student trained on hard labels only (same steps
     and seed) by the target margin, and gets close to the teacher"""
     steps, alpha, temperature = int(targets["steps"]), float(targets["alpha"]), float(targets["temperature"])
@@ -166,7 +166,8 @@ def test_distilled_student_beats_hard_label_student(student, reference, task, kd
     expect_type(losses, (list, tuple), "fit(...)")
     assert len(losses) == steps and all(type(v) in (float, int) and math.isfinite(v) for v in losses), (
         f"fit(..., steps={steps}) should return {steps} finite Python floats, one loss per step")
-    record("series/loss", [float(v) for v in losses])
+    loss_curve = [float(v) for v in losses]
+    curve("training loss", loss_curve, reference=reference_curve("loss", loss_curve))
     logits = expect_tensor(d.student_logits(task.hidden_x), (len(task.hidden_x), 10), torch.float32,
                            "student_logits(hidden points)")
     distilled = float((logits.argmax(-1) == task.hidden_y).float().mean())

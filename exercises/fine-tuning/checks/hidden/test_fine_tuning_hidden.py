@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from grader.testing import assert_tensor_close, expect_tensor, expect_type, load_module, record
+from grader.testing import assert_tensor_close, confusion, curve, expect_tensor, expect_type, load_module, record
 
 PROBES = ["a gorgeous, witty, seductive movie.", "the plot is nothing but boilerplate clichés from start to finish,",
           "Naïve café owners über-hype their croissants ☕"]
@@ -163,7 +163,7 @@ def test_fit_uses_its_schedule(student, model_dir, train_split, ft):
 @pytest.mark.points(3)
 @pytest.mark.visibility("message-only")
 @pytest.mark.timeout_s(900)
-def test_held_out_accuracy(tuner, ref_tuner, train_split, targets, seed, ft):
+def test_held_out_accuracy(tuner, ref_tuner, train_split, targets, seed, ft, reference_curve):
     """after fine-tuning within the step budget, accuracy on hidden sentences beats the target and the majority
     baseline by a margin, both classes are predicted, and the schedule was the library's"""
     _expect_pretrained(tuner, ref_tuner, "the accuracy check needs the pre-trained encoder first: ")
@@ -171,7 +171,6 @@ def test_held_out_accuracy(tuner, ref_tuner, train_split, targets, seed, ft):
     steps, lr = int(targets["max_steps"]), float(targets["lr"])
     hist = _history(tuner.fit(texts, labels, steps, lr=lr, seed=seed), steps,
                     f"fit({len(texts)} texts, {steps} steps)")
-    record("series/loss", [float(v) for v in hist["losses"]])
     ft.expect_floats(hist["lrs"], ft.library_lrs(lr, math.ceil(0.1 * steps), steps, steps),
                      "fit's learning rates", f"fit(..., lr={lr:g}) should train under get_linear_schedule_with_warmup "
                      "with warmup_steps = math.ceil(warmup_ratio * steps), ratio 0.1 by default", rtol=1e-6)
@@ -182,6 +181,11 @@ def test_held_out_accuracy(tuner, ref_tuner, train_split, targets, seed, ft):
     majority = max(sum(hidden_labels), n - sum(hidden_labels)) / n
     positive = sum(predicted) / n
     record("held_out", {"accuracy": accuracy, "majority": majority, "positive_share": positive, "n": n})
+    # drawn in the report; the reference's curve is the one its own grading kept (training it again here would
+    # double the cost of the heaviest check of the course)
+    losses = [float(v) for v in hist["losses"]]
+    curve("training loss", losses, reference=reference_curve("loss", losses))
+    confusion("hidden sentences", hidden_labels, predicted, classes=["negative", "positive"])
     assert 0.1 <= positive <= 0.9, (
         f"{100 * positive:.0f} % of the hidden sentences are predicted positive: the classifier (nearly) always "
         "predicts one class. Typical causes: a learning rate far too high for full fine-tuning (the model "

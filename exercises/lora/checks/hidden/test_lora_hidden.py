@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from grader.testing import StudentCodeError, assert_tensor_close, expect_type, record
+from grader.testing import StudentCodeError, assert_tensor_close, curve, expect_type, record
 
 
 @pytest.mark.points(1)
@@ -91,7 +91,7 @@ def _examples(reference, folder, pairs, limit):
 @pytest.mark.points(3)
 @pytest.mark.visibility("message-only")
 @pytest.mark.timeout_s(600)
-def test_smollm_lora_learns_instructions(student, reference, lo, assets, targets, job_files, profile):
+def test_smollm_lora_learns_instructions(student, reference, lo, assets, targets, job_files, profile, reference_curve):
     """SmolLM2 with q,v adapters: 460,800 trainable (r=8); loss falls within the budget; held-out loss drops"""
     from transformers import AutoConfig
 
@@ -119,7 +119,8 @@ def test_smollm_lora_learns_instructions(student, reference, lo, assets, targets
     expect_type(losses, list, "train(...)")
     assert len(losses) == steps and all(isinstance(v, float) and math.isfinite(v) for v in losses), (
         f"train(..., steps={steps}) should return {steps} finite floats")
-    record("series/loss", losses)
+    loss_curve = losses
+    curve("training loss", loss_curve, reference=reference_curve("loss", loss_curve))
     head, tail = sum(losses[:2]) / 2, sum(losses[-2:]) / 2
     assert tail < head, (f"the training loss did not fall ({head:.3f} over the first 2 steps, {tail:.3f} over the last "
                          "2): step AdamW on the adapter parameters every step")

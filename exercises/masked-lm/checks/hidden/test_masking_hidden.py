@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from grader.testing import expect_tensor, record
+from grader.testing import curve, expect_tensor, record
 
 HIDDEN_TEXT = Path(__file__).parent / "data" / "hidden_text.txt"
 
@@ -113,7 +113,7 @@ def _hidden_loss(lm, batch, maskings, mlm):
 @pytest.mark.points(4)
 @pytest.mark.visibility("message-only")
 @pytest.mark.timeout_s(600)
-def test_mlm_fine_tuning_lowers_hidden_loss(student, model_dir, ref_lm, assets, mlm, targets, seed):
+def test_mlm_fine_tuning_lowers_hidden_loss(student, model_dir, ref_lm, assets, mlm, targets, seed, reference_curve):
     """MLM fine-tuning within the step budget lowers the masked-token loss on hidden sentences by the target"""
     lm = student.new("MaskedLM", model_dir)
     hidden = [line for line in HIDDEN_TEXT.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -127,7 +127,8 @@ def test_mlm_fine_tuning_lowers_hidden_loss(student, model_dir, ref_lm, assets, 
     assert isinstance(losses, (list, tuple)) and len(losses) == steps, (
         f"fit(texts, {steps}) should return a list of {steps} losses, one per optimiser step")
     assert all(type(v) in (float, int) and math.isfinite(v) for v in losses), "fit should return finite Python floats"
-    record("series/loss", [float(v) for v in losses])
+    loss_curve = [float(v) for v in losses]
+    curve("training loss", loss_curve, reference=reference_curve("loss", loss_curve))
     after = _hidden_loss(lm, batch, maskings, mlm)
     record("hidden_loss", {"before": before, "after": after, "steps": steps})
     drop, ceiling = float(targets["min_loss_drop"]), float(targets["max_hidden_loss"])

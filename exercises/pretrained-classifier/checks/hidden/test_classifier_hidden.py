@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from grader.testing import assert_tensor_close, expect_type, record
+from grader.testing import assert_tensor_close, confusion, curve, expect_type, record
 
 HELD_OUT = Path(__file__).parent / "data" / "held_out.txt"
 
@@ -26,16 +26,19 @@ def _predictions(value, n, what):
 @pytest.mark.points(3)
 @pytest.mark.visibility("message-only")
 @pytest.mark.timeout_s(90)
-def test_held_out_accuracy(clf, ref_clf, cls, train_split, targets, seed):
+def test_held_out_accuracy(clf, ref_clf, cls, train_split, targets, seed, reference, model_dir, reference_curve):
     """after fit on the provided sentences within the step budget, accuracy on hidden sentences reaches the target"""
     # the outcome is measured whatever the path to it; the preconditions only explain a shortfall
     texts, labels = train_split
     steps = int(targets["max_steps"])
     losses = cls.expect_losses(clf.fit(texts, labels, steps=steps, seed=seed), steps)
-    record("series/loss", losses)
     held_texts, held_labels = _held_out()
     predicted = _predictions(clf.predict(held_texts), len(held_texts), "predict(held-out texts)")
     accuracy = sum(int(p == y) for p, y in zip(predicted, held_labels, strict=True)) / len(held_labels)
+    # drawn in the report: the head's training loss beside the reference's (a fresh one, same data, seed, steps)
+    curve("training loss", losses, reference=reference_curve(
+        "loss", losses, lambda: reference.SentenceClassifier(model_dir).fit(texts, labels, steps=steps, seed=seed)))
+    confusion("held-out sentences", held_labels, predicted, classes=["negative", "positive"])
     record("held_out_accuracy", accuracy)
     record("steps", steps)
     target = float(targets["min_accuracy"])

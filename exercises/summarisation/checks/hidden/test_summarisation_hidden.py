@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from grader.testing import expect_type, record
+from grader.testing import curve, expect_type, record
 
 
 class ScriptTokenizer:
@@ -242,7 +242,7 @@ def _mean_rouge_l(summ, targets_, predictions):
 @pytest.mark.points(5)
 @pytest.mark.visibility("message-only")
 @pytest.mark.timeout_s(600)
-def test_fine_tuning_beats_lead(student, summ, pairs, model_dir, targets, profile, seed):
+def test_fine_tuning_beats_lead(student, summ, pairs, model_dir, targets, profile, seed, reference_curve):
     """fine-tuning within the budget: the loss falls, and ROUGE-L on held-out documents beats the lead baseline"""
     train, test = _topic_split(pairs, targets, seed)
     model = summ.new(student, model_dir, targets)
@@ -253,7 +253,8 @@ def test_fine_tuning_beats_lead(student, summ, pairs, model_dir, targets, profil
     assert isinstance(losses, list) and len(losses) == steps, (
         f"fit(..., steps={steps}) should return a list of {steps} losses, one per optimiser step")
     assert all(type(v) in (float, int) and math.isfinite(v) for v in losses), "fit should return finite Python floats"
-    record("series/loss", [float(v) for v in losses])
+    loss_curve = [float(v) for v in losses]
+    curve("training loss", loss_curve, reference=reference_curve("loss", loss_curve))
     head, tail = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
     ratio = float(targets["max_loss_ratio"])
     assert tail <= ratio * head, (

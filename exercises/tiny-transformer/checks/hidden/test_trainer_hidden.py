@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from grader.testing import StudentCodeError, expect_close, expect_tensor, expect_type, record
+from grader.testing import StudentCodeError, curve, expect_close, expect_tensor, expect_type, record
 
 
 @pytest.mark.points(2)
@@ -124,7 +124,7 @@ def _causal_probe(trainer, context, vocab):
 @pytest.mark.points(3)
 @pytest.mark.visibility("message-only")
 @pytest.mark.timeout_s(180)
-def test_held_out_loss(student, tt, targets, seed):
+def test_held_out_loss(student, tt, targets, seed, reference, reference_curve):
     """trained within the step budget on the toy grammar, the held-out loss (recomputed here) nears its floor"""
     grammar = tt.hidden_module("grammar")
     steps, context = int(targets["train_steps"]), int(targets["context_length"])
@@ -137,7 +137,6 @@ def test_held_out_loss(student, tt, targets, seed):
     record("config", config)
     trainer = student.new("Trainer", config, seed)
     losses = tt.expect_losses(trainer.train(torch.tensor(train_ids), steps), steps, f"train(data, {steps})")
-    record("series/loss", losses)
     _causal_probe(trainer, context, len(grammar.VOCAB))
 
     windows = (len(held_ids) - 1) // context
@@ -158,6 +157,10 @@ def test_held_out_loss(student, tt, targets, seed):
     record("baselines", {k: round(v, 4) for k, v in baselines.items()})
     record("greedy_sample", grammar.words(sample) if isinstance(sample, list) else repr(sample)[:200])
     honest, excess = float(targets["honest_margin"]), float(targets["max_excess_loss"])
+    # drawn in the report: the training loss beside the reference trainer's (same config, data, seed, steps)
+    curve("training loss", losses, target=floor + excess, target_label="held-out target",
+          reference=reference_curve("loss", losses, lambda: reference.Trainer(config, seed).train(
+              torch.tensor(train_ids), steps)))
     assert tail >= train_floor - honest, (
         f"your training loss ({tail:.3f} over the last steps) is below the entropy of the training text "
         f"({train_floor:.3f}): too low to be honest, the targets leak into the inputs: y must be the NEXT tokens "
