@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import importlib
 import json
 import os
 import shutil
@@ -66,6 +67,7 @@ class Outcome:
     results_sha256: str = ""
     error: str = ""
     seconds: float = 0.0
+    worker: str = ""  # where it ran, when not this process (a Ray node)
 
 
 def checks_hash(exercise: Exercise) -> str:
@@ -151,7 +153,9 @@ _WORKER_REGISTRIES: dict[tuple[str, str | None], Registries] = {}
 def run_job_json(payload: str) -> str:
     """Grade a job described as JSON in a process of its own (a Ray task); answer JSON.
 
-    The worker rebuilds its registries from the installed plugins plus the job's exercise folder.
+    The worker rebuilds its registries from the installed plugins plus the job's exercise folder.  The
+    payload may name the ``final`` folder and a ``keep`` function (``"module:function"``, see
+    :func:`grade_job`), which is how a server's gradings keep their document when they run on Ray.
     """
     data = json.loads(payload)
     job = Job(**data["job"])
@@ -160,8 +164,17 @@ def run_job_json(payload: str) -> str:
         plugin = _FolderPlugin(job.exercise_folder, job.reference_dir)
         _WORKER_REGISTRIES[key] = Registries.collect(make_plugin_manager(extra=(plugin,)))
     settings = Settings.load({k: v for k, v in data["settings"].items() if v is not None})
-    outcome = grade_job(_WORKER_REGISTRIES[key], job, settings, Path(data["out_root"]))
+    keep = _named_function(data["keep"]) if data.get("keep") else None
+    final = Path(data["final"]) if data.get("final") else None
+    outcome = grade_job(_WORKER_REGISTRIES[key], job, settings, Path(data["out_root"]), final=final, keep=keep)
     return json.dumps(asdict(outcome))
+
+
+def _named_function(name: str) -> Callable[[GradeResult, Path], object]:
+    module, _, attr = name.partition(":")
+    function = getattr(importlib.import_module(module), attr)
+    assert callable(function), name
+    return function  # type: ignore[no-any-return]
 
 
 def settings_dict(settings: Settings) -> dict[str, Any]:

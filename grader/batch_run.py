@@ -59,6 +59,7 @@ class Summary:
     refused: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     run_ids: list[int] = field(default_factory=list)
+    where: dict[str, int] = field(default_factory=dict)  # jobs per machine, when they ran elsewhere (Ray nodes)
 
 
 @dataclass
@@ -114,6 +115,8 @@ def execute(gradebook: Gradebook, executor: Executor, jobs: list[Job], out_root:
             final, note = pol.adjust(ctx.policies, ctx.config, ctx.info(gradebook, job), outcome.score,
                                      outcome.max_score)
         summary.run_ids.append(gradebook.record(run_record(job, outcome, kind, final, note), publish=publish))
+        if outcome.worker:
+            summary.where[outcome.worker] = summary.where.get(outcome.worker, 0) + 1
         if outcome.status == "grader_error":
             summary.failed += 1
         else:
@@ -149,7 +152,7 @@ def run_batch(registries: Registries, source: Path, out_dir: Path, settings: Set
         summary.skipped = len(done)
         todo = admit(gradebook, ctx, todo, summary)
         executor = executor or LocalExecutor(registries, settings, workers)
-        if isinstance(executor, LocalExecutor):
+        if hasattr(executor, "tick"):
             executor.tick = progress.tick
         progress.start(len(jobs), summary.skipped, len(summary.refused))
         try:

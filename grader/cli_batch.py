@@ -161,6 +161,9 @@ def batch_cmd(source: Path, out: Path, exercises: tuple[str, ...], workers: int,
         click.echo(f"note: {note}")
     click.echo(f"{summary.total} jobs: {summary.graded} graded, {summary.skipped} already graded, "
                f"{summary.failed} grader errors, {len(summary.refused)} refused. Gradebook: {out / 'gradebook.sqlite'}")
+    if summary.where:
+        click.echo(f"Graded on {len(summary.where)} machine(s): " + ", ".join(
+            f"{where} ({count})" for where, count in sorted(summary.where.items())))
     if summary.failed:
         click.echo(f"Rerun the same command to retry the {summary.failed} job(s) that hit a grader error.")
     click.echo(f"Next: grader report {out} --out {out / 'class.html'}  ·  grader export {out} --format csv")

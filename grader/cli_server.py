@@ -30,8 +30,13 @@ def _registries() -> Any:
 @db_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: all).")
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
-              help="Submissions graded at once (each is a runner process plus a sandbox).")
+@click.option("--workers", type=click.IntRange(1, 1024),
+              help="Submissions graded at once (each is a runner process plus a sandbox)  [default: 1; with "
+                   "--executor ray: the cluster's CPUs]")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: grade on this machine; ray: each grading is a task on the Ray cluster at --address "
+                   "(which must see --data at the same path).")
+@click.option("--address", metavar="HOST:PORT", help="Ray head address (with --executor ray).")
 @click.option("--sandbox", metavar="NAME", help="Sandbox backend (default: best available; see `grader sandboxes`).")
 @click.option("--class-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="TOML: [deadlines], [late_penalty], [rate_limit], [release], [visibility] (docs/server.md).")
@@ -49,7 +54,8 @@ def _registries() -> Any:
               help="The PEM private key of --tls-cert.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
-def serve(roster: Path, db: Path, host: str, port: int, workers: int, sandbox: str | None, class_file: Path | None,
+def serve(roster: Path, db: Path, host: str, port: int, workers: int | None, executor: str, address: str | None,
+          sandbox: str | None, class_file: Path | None,
           data: Path | None, rate_limit: int | None, max_upload_mb: float, allow_unisolated: bool,
           tls_cert: Path | None,
           tls_key: Path | None, log_level: str) -> None:
@@ -58,6 +64,7 @@ def serve(roster: Path, db: Path, host: str, port: int, workers: int, sandbox: s
     \b
     grader tokens issue roster.csv --db course/gradebook.sqlite --out tokens.csv
     grader serve --roster roster.csv --db course/gradebook.sqlite --workers 2
+    grader serve --roster roster.csv --db course/gradebook.sqlite --executor ray --address HEAD:6379
     A submission accepted is graded exactly once, even across a crash: a restarted server
     takes up the queue where the last one stopped.  API: /docs and /openapi.json.
     """
@@ -79,16 +86,36 @@ def serve(roster: Path, db: Path, host: str, port: int, workers: int, sandbox: s
     db = db.resolve()
     lock = _lock(db)
     service = open_service(db, roster, registries, settings, class_file, data, rate_limit, max_upload_mb)
+    service.cluster = _cluster(executor, address, settings)
+    if workers is None:
+        workers = max(1, int(service.cluster.cpus)) if service.cluster else 1
     resumed = service.start_workers(workers)
-    click.echo(f"grader serve: {scheme}://{host}:{port}  ({len(service.roster)} students, {workers} worker(s), "
-               f"sandbox {backend.name}, data in {service.data})")
+    where = f"Ray cluster {address} ({service.cluster.cpus:g} CPUs, {service.cluster.gpus:g} GPUs)" \
+        if service.cluster else "this machine"
+    click.echo(f"grader serve: {scheme}://{host}:{port}  ({len(service.roster)} students, {workers} worker(s) on "
+               f"{where}, sandbox {backend.name}, data in {service.data})")
     _startup_notes(service, resumed, roster, db)
     try:
         uvicorn.run(create_app(service), host=host, port=port, log_level=log_level, access_log=log_level == "debug",
                     ssl_certfile=str(tls_cert) if tls_cert else None, ssl_keyfile=str(tls_key) if tls_key else None)
     finally:
         service.stop_workers()
+        if service.cluster:
+            service.cluster.close()
         lock.close()
+
+
+def _cluster(executor: str, address: str | None, settings: Any) -> Any:
+    """The connected Ray cluster for ``--executor ray``, else None."""
+    if executor != "ray":
+        if address:
+            raise GraderError("--address is the Ray head's address: it goes with --executor ray")
+        return None
+    if not address:
+        raise GraderError("--executor ray needs --address HOST:PORT (the head's address from `ray start --head`)")
+    from grader.ray_executor import RayCluster
+
+    return RayCluster(address, settings).connect()
 
 
 def _startup_notes(service: Any, resumed: int, roster: Path, db: Path) -> None:

@@ -1,17 +1,24 @@
-"""Running batch jobs as Ray tasks on a cluster: same jobs, same gradebook, same output files.
+"""Grading on a Ray cluster: the same jobs, gradebook and output files as on one machine.
 
 Each job is one task (``num_cpus=1``; ``num_gpus=1`` for an exercise that needs a GPU, when the
 cluster has any) that grades with :func:`grader.batch.run_job_json`.  Jobs and outcomes cross as JSON
 strings.  Workers must see the roster and the output folder at the same paths (one machine, or a
 shared filesystem) and have grader installed in the same environment.
+
+A task whose worker or node dies (a node lost mid-batch) is run again by Ray on another node, up to
+:data:`RETRIES` times; a grading is idempotent (it writes a private staging folder, then renames), so a
+retried job is graded once in the gradebook.  Each Ray worker process keeps a warm fork server
+(:mod:`grader.warm`) for the jobs it runs after its first, so a node's warm runners are its workers'.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +27,9 @@ from grader.config import Settings
 from grader.errors import GraderError
 from grader.gradebook import now
 
+#: times Ray runs a task again whose worker process or node died (never for an error the grading reported)
+RETRIES = 3
+
 
 def _ray() -> Any:
     try:
@@ -27,6 +37,76 @@ def _ray() -> Any:
     except ImportError:
         raise GraderError("the ray executor needs Ray: pip install 'grader[ray]' (or pip install ray)") from None
     return ray
+
+
+def run_ray_task(payload: str) -> str:
+    """One job inside a Ray worker: warm runners kept for the worker's later jobs, one thread per CPU asked."""
+    from grader import warm
+    from grader.engine import set_concurrent_jobs
+
+    data = json.loads(payload)
+    if data["settings"].get("warm", True) and warm.active() is None:
+        warm.install(1)  # lives as long as this Ray worker process; its server dies with it
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    set_concurrent_jobs(max(1, cores // max(1, int(data.get("cpus", 1)))))
+    outcome = Outcome(**json.loads(run_job_json(payload)))
+    import ray
+
+    node = ray.get_runtime_context().get_node_id() or ""
+    return json.dumps(asdict(replace(outcome, worker=f"{socket.gethostname()} node {node[:8]}")))
+
+
+@dataclass
+class RayCluster:
+    """A driver's connection to the cluster at ``address``: jobs in as tasks, outcomes out."""
+
+    address: str
+    settings: Settings
+    gpus: float = 0.0
+    cpus: float = 0.0
+    _ray: Any = None
+    _task: Any = None
+
+    def connect(self) -> RayCluster:
+        ray = self._ray = _ray()
+        try:
+            ray.init(address=self.address, log_to_driver=False, logging_level=logging.WARNING, namespace="grader")
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise GraderError(f"cannot reach a Ray cluster at {self.address!r}: {exc} "
+                              "(start one with `ray start --head`)") from None
+        resources = ray.cluster_resources()
+        self.gpus, self.cpus = float(resources.get("GPU", 0.0)), float(resources.get("CPU", 0.0))
+        self._task = ray.remote(run_ray_task)
+        return self
+
+    def submit(self, job: Job, out_root: Path, final: Path | None = None, keep: str | None = None) -> Any:
+        """Start grading ``job`` (see :func:`grader.batch.run_job_json` for ``final`` and ``keep``)."""
+        job = with_gpus([job], self.gpus)[0]
+        payload = json.dumps({"job": asdict(job), "settings": settings_dict(self.settings), "out_root": str(out_root),
+                              "final": str(final) if final else None, "keep": keep, "cpus": 1})
+        return self._task.options(num_cpus=1, num_gpus=job.gpus, max_retries=RETRIES,
+                                  name=f"grade {job.label}").remote(payload)
+
+    def ready(self, refs: list[Any], timeout: float) -> list[Any]:
+        done, _ = self._ray.wait(refs, num_returns=1, timeout=timeout)
+        return list(done)
+
+    def outcome(self, ref: Any) -> Outcome:
+        """The task's outcome; a task that failed past its retries is a grader_error (retried next run)."""
+        try:
+            return Outcome(**json.loads(self._ray.get(ref)))
+        except self._ray.exceptions.RayError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            return Outcome(status="grader_error", started_at=now(), finished_at=now(),
+                           error=f"ray task failed: {first}")
+
+    def grade(self, job: Job, out_root: Path, final: Path | None = None, keep: str | None = None) -> Outcome:
+        """Grade one job on the cluster and wait for it (a server's grading thread)."""
+        return self.outcome(self.submit(job, out_root, final, keep))
+
+    def close(self) -> None:
+        if self._ray is not None:
+            self._ray.shutdown()
 
 
 @dataclass
@@ -38,41 +118,14 @@ class RayExecutor:
     name: str = "ray"
     tick: Callable[[], None] = field(default=lambda: None)
 
-    def _connect(self, ray: Any) -> None:
-        try:
-            ray.init(address=self.address, log_to_driver=False, logging_level=logging.WARNING,
-                     namespace="grader")
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise GraderError(f"cannot reach a Ray cluster at {self.address!r}: {exc} "
-                              "(start one with `ray start --head`)") from None
-
     def run(self, jobs: list[Job], out_root: Path) -> Iterator[tuple[Job, Outcome]]:
-        ray = _ray()
-        self._connect(ray)
+        cluster = RayCluster(self.address, self.settings).connect()
         try:
-            jobs = with_gpus(jobs, float(ray.cluster_resources().get("GPU", 0.0)))
-            task = ray.remote(run_job_json)
-            settings = settings_dict(self.settings)
-            refs = {}
-            for job in jobs:
-                payload = json.dumps({"job": asdict(job), "settings": settings, "out_root": str(out_root)})
-                ref = task.options(num_cpus=1, num_gpus=job.gpus, max_retries=0, name=f"grade {job.label}").remote(
-                    payload)
-                refs[ref] = job
+            refs = {cluster.submit(job, out_root): job for job in jobs}
             while refs:
-                ready, _ = ray.wait(list(refs), num_returns=1, timeout=0.5)
+                ready = cluster.ready(list(refs), timeout=0.5)
                 self.tick()
                 for ref in ready:
-                    job = refs.pop(ref)
-                    yield job, self._outcome(ray, ref)
+                    yield refs.pop(ref), cluster.outcome(ref)
         finally:
-            ray.shutdown()
-
-    @staticmethod
-    def _outcome(ray: Any, ref: Any) -> Outcome:
-        try:
-            return Outcome(**json.loads(ray.get(ref)))
-        except ray.exceptions.RayError as exc:  # the task or its worker died: our failure, retried next run
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            return Outcome(status="grader_error", started_at=now(), finished_at=now(),
-                           error=f"ray task failed: {first}")
+            cluster.close()

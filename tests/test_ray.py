@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -98,3 +100,31 @@ def test_ray_executor_grades_the_same_jobs_into_the_same_gradebook(ray_address, 
         assert (out / student / exercise / "report.html").is_file()
     again = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0 and f"{len(expected)} already graded" in again.stdout, again.stdout
+
+
+def test_serve_grades_each_submission_as_a_ray_task(ray_address, tmp_path):
+    from test_server import _solution, make_server
+
+    srv = make_server(tmp_path, "--executor", "ray", "--address", ray_address, "--workers", "2")
+    try:
+        work = {"alice": (make_class.GOOD, 4.0), "bob": (make_class.SCALE_WRONG, 2.0)}
+        ids = {}
+        for student, (source, _) in work.items():
+            body = (_solution(tmp_path, student, source) / "solution.py").read_bytes()
+            code, answer, _ = srv.call("POST", "/api/submissions?exercise=sample-add&filename=solution.py",
+                                       srv.tokens[student], body)
+            assert code == 202, answer
+            ids[student] = answer["id"]
+        srv.wait_done(list(ids.values()), timeout=300)
+        scores = dict(srv.rows("SELECT student, score FROM runs WHERE kind = 'submit'"))
+        assert scores == {s: score for s, (_, score) in work.items()}
+        log = (tmp_path / "serve.log").read_text()
+        assert "on Ray cluster" in log and log.count(" node ") >= 2, log  # each grading names its Ray node
+        shown = srv.cli("submit", "sample-add", str(tmp_path / "work" / "alice"), "--json", token=srv.tokens["alice"])
+        assert shown.returncode == 0, shown.stdout + shown.stderr
+        result = json.loads(shown.stdout)
+        assert result["score"] == 4.0
+        with urllib.request.urlopen(result["report_url"], timeout=30) as page:  # the document the task wrote
+            assert b"sample-add" in page.read()
+    finally:
+        srv.stop()

@@ -39,6 +39,8 @@ log = logging.getLogger("grader.server")
 SUFFIXES = (".py", ".ipynb", ".zip")
 DEFAULT_RATE_LIMIT = {"max_submissions": 10, "per_hours": 1}
 LINK_TTL_S = 7 * 86_400
+#: how a grading that runs elsewhere (a Ray task) writes the server's document beside results.json
+KEEP_DOCUMENT = f"{write_document.__module__}:{write_document.__name__}"
 INCOMING = ".incoming"
 UPLOAD_IDLE_S = 15.0
 UPLOAD_TOTAL_S = 300.0
@@ -115,6 +117,8 @@ class Service:
     _threads: list[threading.Thread] = field(default_factory=list)
     _roster_stamp: tuple[float, int] = (0.0, 0)
     _runners: warm.RunnerPool | None = None
+    #: a :class:`grader.ray_executor.RayCluster` (connected): gradings run as its tasks instead of here
+    cluster: Any = None
 
     def __post_init__(self) -> None:
         self.policies = list(pol.collect(self.registries.pm))
@@ -226,8 +230,9 @@ class Service:
         resumed = self.recover()
         from grader.engine import set_concurrent_jobs
 
-        set_concurrent_jobs(count)  # each job's threads: its share of the cores
-        if self.settings.warm and self._runners is None:
+        if self.cluster is None:
+            set_concurrent_jobs(count)  # each job's threads: its share of the cores
+        if self.settings.warm and self._runners is None and self.cluster is None:
             self._runners = warm.install(max(count, 1))  # forks of runners that imported pytest and torch
         for i in range(max(count, 1)):
             thread = threading.Thread(target=self._work_loop, name=f"grader-worker-{i}", daemon=True)
@@ -279,8 +284,12 @@ class Service:
         job = make_job(exercise, self.settings, row["student"], Path(row["path"]), row["digest"],
                        row["received_at"], self._fingerprints)
         started = time.perf_counter()
-        outcome = grade_job(self.registries, job, self.settings, self.data, final=self.data / "results" / row["id"],
-                            keep=lambda result, staging: write_document(result, staging))
+        final = self.data / "results" / row["id"]
+        if self.cluster is not None:  # the same grading as a Ray task; its document written there too
+            outcome = self.cluster.grade(job, self.data, final=final, keep=KEEP_DOCUMENT)
+        else:
+            outcome = grade_job(self.registries, job, self.settings, self.data, final=final,
+                                keep=lambda result, staging: write_document(result, staging))
         counted = outcome.status != "grader_error"
         final_score, note = 0.0, ""
         if counted:
@@ -294,8 +303,9 @@ class Service:
             self._wake.set()
             return
         self.store.finish(row["id"], run, publish=counted)
-        log.info("graded %s %s/%s: %s %g/%g in %.1f s", row["id"][:8], job.student, job.exercise_id,
-                 outcome.status, outcome.score, outcome.max_score, time.perf_counter() - started)
+        log.info("graded %s %s/%s: %s %g/%g in %.1f s%s", row["id"][:8], job.student, job.exercise_id,
+                 outcome.status, outcome.score, outcome.max_score, time.perf_counter() - started,
+                 f" on {outcome.worker}" if outcome.worker else "")
 
     # -- links ----------------------------------------------------------------------------
     def sign(self, sid: str, view: str, expires: int | None = None) -> tuple[int, str]:
