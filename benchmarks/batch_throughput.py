@@ -1,8 +1,10 @@
 """Batch throughput with 1 and 2 (or more) workers, and class report render time for 1,000 submissions.
 
-    python benchmarks/batch_throughput.py [--students 12] [--workers 1 2] [--report-students 1000]
+    python benchmarks/batch_throughput.py [--students 32] [--workers 1 2] [--modes cold warm]
+                                          [--report-students 1000]
 
-Grades a generated class (the test fixtures' ``sample-add`` and ``hostile-target`` exercises: a mix
+Grades, cold (every job starts its runner) and warm (runners forked from fork servers, the default; see
+docs/speed.md), a generated class (the test fixtures' ``sample-add`` and ``hostile-target`` exercises: a mix
 of correct, wrong, broken and hostile work) into a fresh folder per worker count, and prints jobs
 per minute.  Then renders the class report for synthetic results of ``--report-students`` students
 (three exercises of six checks each) and prints how long gathering and rendering took.
@@ -26,7 +28,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # the generated class lives with the te
 from fixtures.class_roster import make_class  # noqa: E402
 
 
-def throughput(students: int, workers: int, sample: int) -> tuple[int, float]:
+def throughput(students: int, workers: int, sample: int, warm: bool) -> tuple[int, float]:
     from grader import api
     from grader.batch_run import run_batch
     from grader.config import Settings
@@ -37,7 +39,7 @@ def throughput(students: int, workers: int, sample: int) -> tuple[int, float]:
         make_class.make_class(root / "roster", students=students, sample=sample)
         os.environ["GRADER_EXERCISES"] = str(course)
         registries = api.load()
-        settings = Settings.load({"work_dir": root / "jobs"}, cwd=root)
+        settings = Settings.load({"work_dir": root / "jobs", "warm": warm}, cwd=root)
         t0 = time.perf_counter()
         summary = run_batch(registries, root / "roster", root / "out", settings, workers=workers)
         return summary.graded + summary.failed, time.perf_counter() - t0
@@ -62,19 +64,22 @@ def report_time(students: int) -> tuple[float, float, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--students", type=int, default=12)
+    parser.add_argument("--students", type=int, default=32)
     parser.add_argument("--sample", type=int, default=6, help="how many students hand in the torch exercise")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--modes", nargs="+", choices=["cold", "warm"], default=["cold", "warm"])
     parser.add_argument("--report-students", type=int, default=1000)
     args = parser.parse_args()
     print(f"cpu cores: {os.cpu_count()}")
-    base = None
-    for workers in args.workers:
-        jobs, seconds = throughput(args.students, workers, args.sample)
-        rate = jobs / seconds * 60
-        base = base or rate
-        print(f"batch, {workers} worker(s): {jobs} jobs in {seconds:.1f} s = {rate:.1f} jobs/min "
-              f"({rate / base:.2f}x)")
+    first = None
+    for mode in args.modes:
+        base = None
+        for workers in args.workers:
+            jobs, seconds = throughput(args.students, workers, args.sample, mode == "warm")
+            rate = jobs / seconds * 60
+            base, first = base or rate, first or rate
+            print(f"batch {mode}, {workers} worker(s): {jobs} jobs in {seconds:.1f} s = {rate:.1f} jobs/min "
+                  f"(scaling {rate / base / workers:.2f}x linear; {rate / first:.2f}x the first line)", flush=True)
     gather, render_s, size = report_time(args.report_students)
     print(f"class report, {args.report_students} students x 3 exercises: gather {gather:.2f} s, "
           f"render {render_s:.2f} s, {size / 1e6:.1f} MB of HTML")

@@ -1,6 +1,7 @@
 """Load test of the grading server on loopback: submissions per minute and time-to-result.
 
     python benchmarks/server_load.py [--workers 2] [--students 8] [--per-student 2] [--exercise sample-add]
+                                     [--modes cold warm]
 
 Starts a real `grader serve` on 127.0.0.1 (never another interface) over the test fixtures' course,
 issues tokens, and has every student upload their submissions at once from threads through the real
@@ -43,10 +44,12 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _start(root: Path, students: list[str], workers: int) -> tuple[subprocess.Popen[bytes], str, dict[str, str]]:
+def _start(root: Path, students: list[str], workers: int,
+           warm: bool) -> tuple[subprocess.Popen[bytes], str, dict[str, str]]:
     course = make_class.make_course(root / "course")
     (root / "roster.csv").write_text("student\n" + "\n".join(students) + "\n", encoding="utf-8")
-    env = dict(os.environ, GRADER_EXERCISES=str(course), GRADER_WORK_DIR=str(root / "jobs"))
+    env = dict(os.environ, GRADER_EXERCISES=str(course), GRADER_WORK_DIR=str(root / "jobs"),
+               GRADER_WARM="1" if warm else "0")
     grader = [sys.executable, "-m", "grader.cli"]
     db = root / "data" / "gradebook.sqlite"
     subprocess.run([*grader, "tokens", "issue", "roster.csv", "--db", str(db), "--out", "tokens.csv"], cwd=root,
@@ -92,13 +95,19 @@ def main() -> None:
     parser.add_argument("--per-student", type=int, default=2)
     parser.add_argument("--exercise", default="sample-add", choices=["sample-add", "hostile-target"])
     parser.add_argument("--budget", type=float, default=600.0, help="seconds before giving up (default 600)")
+    parser.add_argument("--modes", nargs="+", choices=["cold", "warm"], default=["cold", "warm"])
     args = parser.parse_args()
     total = args.students * args.per_student
     if total > MAX_SUBMISSIONS:
         raise SystemExit(f"{total} submissions: at most {MAX_SUBMISSIONS} (this is a bounded load test)")
     students = [f"s{i:02d}" for i in range(args.students)]
+    for mode in args.modes:
+        _one_run(args, students, total, mode)
+
+
+def _one_run(args: argparse.Namespace, students: list[str], total: int, mode: str) -> None:
     with tempfile.TemporaryDirectory(prefix="grader-load-") as tmp:
-        proc, url, tokens = _start(Path(tmp), students, args.workers)
+        proc, url, tokens = _start(Path(tmp), students, args.workers, mode == "warm")
         times: list[float] = []
         errors: list[str] = []
         try:
@@ -115,7 +124,7 @@ def main() -> None:
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(30)
-    print(f"grader serve load test: {args.students} students x {args.per_student} = {total} submissions of "
+    print(f"grader serve load test, {mode}: {args.students} students x {args.per_student} = {total} submissions of "
           f"{args.exercise}, {args.workers} worker(s), loopback, {os.cpu_count()} CPU(s)")
     if not times:
         raise SystemExit(f"no submission was graded: {errors[:3]}")
@@ -123,8 +132,8 @@ def main() -> None:
     p95 = ordered[math.ceil(0.95 * len(ordered)) - 1]  # nearest rank
     print(f"  graded             {len(times)}/{total} ({len(errors)} failed{': ' + errors[0] if errors else ''})")
     print(f"  throughput         {len(times) / elapsed * 60:.1f} submissions/min ({elapsed:.1f} s in all)")
-    print(f"  time-to-result     median {statistics.median(times):.1f} s, p95 {p95:.1f} s, max {ordered[-1]:.1f} s")
-
+    print(f"  time-to-result     median {statistics.median(times):.1f} s, p95 {p95:.1f} s, max {ordered[-1]:.1f} s",
+          flush=True)
 
 if __name__ == "__main__":
     main()
