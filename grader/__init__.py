@@ -5,6 +5,7 @@ Importing this package is cheap: torch and friends load only where an exercise n
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import pluggy
@@ -15,28 +16,16 @@ __version__ = "0.1.0"
 hookimpl = pluggy.HookimplMarker("grader")
 
 
-def check(exercise: str, notebook: Any = None, **options: Any) -> Any:
-    """In a notebook: run EXERCISE's public checks on this notebook's code and show the report inline.
-
-    See :func:`grader.notebook_check.check` (``notebook=``, ``display=``, ``sandbox=``, ``out=``).
-    """
-    from grader.notebook_check import check as run
-
-    return run(exercise, notebook, **options)
+#: in a notebook: ``grader.check("ID")``, ``grader.submit("ID")`` and ``%load_ext grader`` (see
+#: :mod:`grader.notebook_check`), loaded when first used, so importing grader stays cheap and nothing below
+#: the package imports it back
+NOTEBOOK = ("check", "submit", "load_ipython_extension")
 
 
-def submit(exercise: str, notebook: Any = None, **options: Any) -> Any:
-    """In a notebook: send this notebook's code to the grading server; see :func:`grader.notebook_check.submit`."""
-    from grader.notebook_check import submit as send
-
-    return send(exercise, notebook, **options)
-
-
-def load_ipython_extension(shell: Any) -> None:
-    """``%load_ext grader`` in IPython or Jupyter: adds ``%grader check EXERCISE`` and ``%grader submit EXERCISE``."""
-    from grader.notebook_check import load_ipython_extension as load
-
-    load(shell)
+def __getattr__(name: str) -> Any:
+    if name in NOTEBOOK:
+        return getattr(importlib.import_module("grader.notebook_check"), name)
+    raise AttributeError(f"module 'grader' has no attribute {name!r}")
 
 
 __all__ = ["__version__", "check", "hookimpl", "load_ipython_extension", "submit"]

@@ -13,14 +13,18 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from grader import __version__
+from grader import cli_common as common
+from grader.cli_assets import assets as _assets_group
+from grader.cli_authoring import COMMANDS as _AUTHORING_COMMANDS
+from grader.cli_batch import COMMANDS as _BATCH_COMMANDS
+from grader.cli_client import COMMANDS as _CLIENT_COMMANDS
+from grader.cli_common import COLORS, SYMBOLS, sandbox_option, seed_option
+from grader.cli_server import COMMANDS as _SERVER_COMMANDS
 from grader.errors import GraderError
 
 if TYPE_CHECKING:
     from grader.models import GradeResult
 
-SYMBOLS = {"pass": "✔", "fail": "✘", "error": "!", "timeout": "⌛", "oom": "M", "grader_error": "?"}
-COLORS = {"pass": "green", "fail": "red", "error": "yellow", "timeout": "magenta", "oom": "magenta",
-          "grader_error": "cyan"}
 
 
 class GraderGroup(click.Group):
@@ -32,23 +36,6 @@ class GraderGroup(click.Group):
         except GraderError as exc:
             click.secho(f"error: {exc}", fg="red", err=True)
             ctx.exit(exc.exit_code)
-
-
-def _settings(**overrides: Any) -> Any:
-    from grader.config import Settings
-
-    return Settings.load(overrides)
-
-
-def _registries() -> Any:
-    from grader import api
-
-    return api.load()
-
-
-sandbox_option = click.option("--sandbox", metavar="NAME", help="Sandbox backend (default: best available; "
-                              "see `grader sandboxes`).")
-seed_option = click.option("--seed", type=int, help="Seed for python, numpy and torch (default 0).")
 
 
 @click.group(cls=GraderGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -76,7 +63,7 @@ def list_cmd(as_json: bool) -> None:
     When two sources hold one exercise, the one you named in GRADER_EXERCISES wins, then a source checkout,
     then an instructor's course over a student's; SOURCE says which, and which copies it hides.
     """
-    registry = _registries().exercises
+    registry = common.registries().exercises
     exercises = registry.ordered()
     for ex_id, why in sorted(registry.broken.items()):  # listed, not hidden: an author must see why
         click.secho(f"warning: exercise {ex_id!r} cannot be loaded: {why}", fg="yellow", err=True)
@@ -99,7 +86,7 @@ def start(exercise: str, directory: Path | None) -> None:
     from grader import api
 
     dest = directory or Path(exercise)
-    written = api.start(_registries(), exercise, dest)
+    written = api.start(common.registries(), exercise, dest)
     for path in written:
         click.echo(f"  created {path}")
     click.echo(f"Next: edit {dest / 'solution.py'}, then run `grader check {exercise} {dest}`.")
@@ -138,8 +125,8 @@ def check(exercise: str, submission: Path | None, sandbox: str | None, seed: int
     """
     from grader import api
 
-    settings = _settings(sandbox=sandbox, seed=seed)
-    result = api.grade(_registries(), exercise, submission or Path(exercise), settings, public_only=True,
+    settings = common.settings(sandbox=sandbox, seed=seed)
+    result = api.grade(common.registries(), exercise, submission or Path(exercise), settings, public_only=True,
                        out_dir=out)
     _print_result(result, verbose)
     if result.not_run:
@@ -173,8 +160,8 @@ def grade_cmd(exercise: str, submissions: tuple[Path, ...], out: Path, sandbox: 
     from grader.engine import choose_sandbox
     from grader.submission import result_names
 
-    settings = _settings(sandbox=sandbox, seed=seed, select=select)
-    registries = _registries()
+    settings = common.settings(sandbox=sandbox, seed=seed, select=select)
+    registries = common.registries()
     registries.exercises.get(exercise)
     choose_sandbox(registries, settings.sandbox)
     failed = 0
@@ -198,7 +185,7 @@ def grade_cmd(exercise: str, submissions: tuple[Path, ...], out: Path, sandbox: 
 @main.command()
 def sandboxes() -> None:
     """List sandbox backends and whether each works on this machine."""
-    for sb in sorted(_registries().sandboxes, key=lambda s: s.priority):
+    for sb in sorted(common.registries().sandboxes, key=lambda s: s.priority):
         ok, why = sb.available()
         click.echo(f"{sb.name:<10} {'available' if ok else 'unavailable':<12} {why}")
 
@@ -251,39 +238,22 @@ def demo(exercise: str, out: Path, sandbox: str | None) -> None:
     from grader import api
     from grader.scaffold import SAMPLE, SAMPLE_ID
 
-    registries = _registries()
+    registries = common.registries()
     folder = registries.exercises.get(exercise).checks_dir.parent
     sample = SAMPLE / "submission" if exercise == SAMPLE_ID else folder / "sample"
     if not sample.is_dir():
         raise GraderError(f"{exercise} keeps no sample submission (a sample/ folder beside its exercise.toml)")
-    result = api.grade(registries, exercise, sample, _settings(sandbox=sandbox), out_dir=out / "sample" / exercise)
+    result = api.grade(registries, exercise, sample, common.settings(sandbox=sandbox),
+                       out_dir=out / "sample" / exercise)
     _print_result(result, verbose=False)
     click.echo(f"Report: {(out / 'sample' / exercise / 'report.html').resolve()}")
     sys.exit(3 if result.status.value == "grader_error" else 0)
 
 
-# instructor commands (batch, regrade, export, report, export-student) live in their own module
-from grader.cli_batch import COMMANDS as _BATCH_COMMANDS  # noqa: E402
-
-for _command in _BATCH_COMMANDS:
-    main.add_command(_command)
-
-# the grading server (serve, tokens) and its student client (submit, login, status)
-from grader.cli_client import COMMANDS as _CLIENT_COMMANDS  # noqa: E402
-from grader.cli_server import COMMANDS as _SERVER_COMMANDS  # noqa: E402
-
-for _command in [*_SERVER_COMMANDS, *_CLIENT_COMMANDS]:
-    main.add_command(_command)
-
-# `grader assets ...`: named course assets (list, prepare, where, verify)
-from grader.cli_assets import assets as _assets_group  # noqa: E402
-
-main.add_command(_assets_group)
-
-# for exercise authors: new-exercise, check-exercise, exercise-schema
-from grader.cli_authoring import COMMANDS as _AUTHORING_COMMANDS  # noqa: E402
-
-for _command in _AUTHORING_COMMANDS:
+# instructor commands (batch, regrade, export, report, export-student, similarity); the grading server
+# (serve, tokens) and its student client (submit, login, status); `grader assets ...`; for exercise
+# authors: new-exercise, check-exercise, exercise-schema
+for _command in [*_BATCH_COMMANDS, *_SERVER_COMMANDS, *_CLIENT_COMMANDS, _assets_group, *_AUTHORING_COMMANDS]:
     main.add_command(_command)
 
 

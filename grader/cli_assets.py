@@ -10,11 +10,7 @@ from typing import IO, Any
 
 import click
 
-
-def _registries() -> Any:
-    from grader import cli  # through the CLI's own loader, so tests can swap the registries in
-
-    return cli._registries()
+from grader import cli_common as common
 
 
 def _mb(size_bytes: float) -> str:
@@ -52,9 +48,9 @@ def list_cmd(as_json: bool) -> None:
 
     from grader.assets import read_manifest
 
-    registries = _registries()
+    registries = common.registries()
     reg, used = registries.assets, _users(registries)
-    items = []
+    items: list[dict[str, Any]] = []
     for asset in reg:
         manifest = read_manifest(reg.path(asset))
         size = manifest.get("size_bytes") if manifest else None
@@ -116,7 +112,7 @@ def prepare_cmd(names: tuple[str, ...], needed: bool, force: bool) -> None:
     """
     from grader.assets import AssetError, prepare_one
 
-    registries = _registries()
+    registries = common.registries()
     reg = registries.assets
     wanted = list(names) or (sorted(_users(registries)) if needed else [a.name for a in reg])
     for name in wanted:
@@ -166,7 +162,7 @@ def _folder_bytes(folder: Path) -> int:
 @click.argument("name")
 def where_cmd(name: str) -> None:
     """Print the folder of asset NAME (exit code 1 when it is not prepared yet)."""
-    reg = _registries().assets
+    reg = common.registries().assets
     asset = reg.get(name)
     click.echo(str(reg.path(asset)))
     status = reg.status(asset)
@@ -181,7 +177,7 @@ def verify_cmd(names: tuple[str, ...]) -> None:
     """Recheck the checksums of prepared assets (default: every prepared one); exit 1 on a mismatch."""
     from grader.assets import verify
 
-    reg = _registries().assets
+    reg = common.registries().assets
     chosen = [reg.get(n) for n in names] if names else [a for a in reg if reg.status(a) == "ready"]
     bad = 0
     for asset in chosen:

@@ -10,27 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from grader import cli_common as common
+from grader.cli_common import sandbox_option, seed_option
+
 if TYPE_CHECKING:
     from grader.batch import Job, Outcome
 
 BAR = 24
-
-sandbox_option = click.option("--sandbox", metavar="NAME", help="Sandbox backend (default: best available; "
-                              "see `grader sandboxes`).")
-seed_option = click.option("--seed", type=int, help="Seed for python, numpy and torch (default 0).")
-
-
-def _registries() -> Any:
-    from grader import cli  # looked up at call time, so tests can swap in their registries
-
-    return cli._registries()
-
-
-def _settings(**overrides: Any) -> Any:
-    from grader import cli
-
-    return cli._settings(**overrides)
-
 
 def _clock(seconds: float) -> str:
     seconds = int(max(seconds, 0))
@@ -151,8 +137,8 @@ def batch_cmd(source: Path, out: Path, exercises: tuple[str, ...], workers: int,
     """
     from grader.batch_run import run_batch
 
-    settings = _settings(sandbox=sandbox, seed=seed)
-    registries = _registries()
+    settings = common.settings(sandbox=sandbox, seed=seed)
+    registries = common.registries()
     out = out.resolve()
     summary = run_batch(registries, source.resolve(), out, settings, exercises=exercises,
                         executor=_executor(executor, address, registries, settings, workers),
@@ -189,8 +175,8 @@ def regrade_cmd(out_dir: Path, exercise: str | None, publish: bool, show_all: bo
     """
     from grader.regrade import regrade
 
-    settings = _settings(sandbox=sandbox, seed=seed)
-    registries = _registries()
+    settings = common.settings(sandbox=sandbox, seed=seed)
+    registries = common.registries()
     out_dir = out_dir.resolve()
     report = regrade(registries, out_dir, settings, exercise=exercise, publish=publish,
                      executor=_executor(executor, address, registries, settings, workers), progress=ProgressBar())
@@ -256,7 +242,7 @@ def export_student_cmd(dest: Path, exercises: tuple[str, ...], answers: bool, wh
     """
     from grader.student_pack import build_pack
 
-    pack = build_pack(_registries(), dest, list(exercises), _settings(sandbox=sandbox), answers_on=answers)
+    pack = build_pack(common.registries(), dest, list(exercises), common.settings(sandbox=sandbox), answers_on=answers)
     for line in pack.lines():
         click.echo(line)
     if wheel_dir is not None:
@@ -296,7 +282,7 @@ def similarity_cmd(out_dir: Path, exercise: str | None, threshold: float, as_jso
             click.echo(f"comparing {n} submission(s) to {ex_id} ({n * (n - 1) // 2} pairs)", err=True)
 
     started = time.perf_counter()
-    pairs, subs = class_pairs(out_dir, _registries(), exercise, threshold, progress)
+    pairs, subs = class_pairs(out_dir, common.registries(), exercise, threshold, progress)
     json_path, html_path = write_pages(out_dir, pairs, subs, shown, threshold)
     if as_json:
         click.echo(json.dumps([p.summary() for p in pairs], indent=1))

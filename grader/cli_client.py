@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import click
 
+from grader.cli_common import COLORS, SYMBOLS
 from grader.client import Client, Credentials, load_credentials, normalize_server, pack, save_credentials
 from grader.errors import GraderError
 
@@ -77,8 +78,6 @@ class _Watch:
 
 def _print_submission(sub: dict[str, Any]) -> None:
     """The per-check summary, as `grader check` prints it."""
-    from grader.cli import COLORS, SYMBOLS  # at call time: grader.cli imports this module
-
     for c in sub.get("checks") or []:
         status = str(c.get("status") or "grader_error")
         sym = click.style(SYMBOLS.get(status, "?"), fg=COLORS.get(status))

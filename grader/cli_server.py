@@ -12,16 +12,11 @@ from typing import Any
 
 import click
 
+from grader import cli_common as common
 from grader.errors import GraderError
 
 db_option = click.option("--db", type=click.Path(path_type=Path), required=True,
                          help="The gradebook SQLite file (created if missing; `grader batch` uses the same schema).")
-
-
-def _registries() -> Any:
-    from grader import cli
-
-    return cli._registries()
 
 
 @click.command()
@@ -70,7 +65,6 @@ def serve(roster: Path, db: Path, host: str, port: int, workers: int | None, exe
     """
     import uvicorn
 
-    from grader.cli import _settings
     from grader.engine import choose_sandbox
     from grader.server.app import create_app
     from grader.server.service import open_service
@@ -79,8 +73,8 @@ def serve(roster: Path, db: Path, host: str, port: int, workers: int | None, exe
         raise GraderError("--tls-cert and --tls-key go together: the certificate and its private key")
     scheme = "https" if tls_cert else "http"
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = _settings(sandbox=sandbox)
-    registries = _registries()
+    settings = common.settings(sandbox=sandbox)
+    registries = common.registries()
     backend = choose_sandbox(registries, settings.sandbox)
     _require_isolation(backend, allow_unisolated)
     db = db.resolve()

@@ -24,7 +24,8 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from grader import __version__
 from grader.errors import GraderError
-from grader.submission import MAX_FILE_BYTES, MAX_FILES, MAX_TOTAL_BYTES, SKIP_DIRS, regular_files
+from grader.fs import SKIP_DIRS
+from grader.submission import MAX_FILE_BYTES, MAX_FILES, MAX_TOTAL_BYTES, regular_files
 
 CHUNK = 64 * 1024
 MAX_POLL = 3.0

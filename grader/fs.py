@@ -10,6 +10,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+#: folders that are never part of a submission (caches, environments, version control), wherever they stand
+SKIP_DIRS = frozenset({"__pycache__", ".git", ".ipynb_checkpoints", ".pytest_cache", ".venv", "venv"})
+
 
 def force_rmtree(path: Path) -> None:
     """Remove ``path`` even where a sandboxed job left read-only files or folders (chmod 000 and kin)."""

@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from grader.submission import SKIP_DIRS
+from grader.fs import SKIP_DIRS
 
 MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024
 

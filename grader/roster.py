@@ -18,7 +18,7 @@ from pathlib import Path
 
 from grader.archives import ArchiveError, ArchiveLimits, safe_extract
 from grader.errors import GraderError
-from grader.submission import SKIP_DIRS
+from grader.fs import SKIP_DIRS
 
 #: limits for a whole class archive (a single submission has its own, smaller ones)
 MAX_ARCHIVE_ENTRIES = 50_000

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader.archives import ArchiveError, ArchiveLimits, safe_extract
+from grader.fs import SKIP_DIRS
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_TOTAL_BYTES = 20 * 1024 * 1024
 MAX_FILES = 200
-SKIP_DIRS = {"__pycache__", ".git", ".ipynb_checkpoints", ".pytest_cache", ".venv", "venv"}
 
 
 @dataclass(frozen=True)

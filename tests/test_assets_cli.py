@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from grader import cli
 from grader.assets import Asset, AssetConfig, AssetRegistry
+from grader.cli_common import CliState
 
 
 def _build_words(ctx) -> None:
@@ -26,10 +27,10 @@ def run(tmp_path, monkeypatch):
                   modules=("no_such_module_for_grader",), install="pip install nothing"))
     exercise = SimpleNamespace(id="toy-ex", assets=("toy-words",))
     registries = SimpleNamespace(assets=reg, exercises=SimpleNamespace(ordered=lambda: [exercise]))
-    monkeypatch.setattr(cli, "_registries", lambda: registries)
+    state = CliState(registries)  # type: ignore[arg-type]
 
     def invoke(*args: str):
-        return CliRunner().invoke(cli.main, ["assets", *args], catch_exceptions=False)
+        return CliRunner().invoke(cli.main, ["assets", *args], catch_exceptions=False, obj=state)
 
     invoke.registry = reg
     return invoke

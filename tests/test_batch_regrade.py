@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from grader import cli, hookimpl
 from grader.batch_run import run_batch
+from grader.cli_common import CliState
 from grader.gradebook import Gradebook
 from grader.plugins import Registries, make_plugin_manager
 
@@ -50,9 +51,9 @@ def test_batch_regrade_shows_diff_then_publishes_without_grading_again(course_re
     check = course / "exercises" / "hostile-target" / "checks" / "hidden" / "test_add.py"
     check.write_text(check.read_text().replace("student.add(2, 2) == 4", "student.add(3, 4) == 7"))
     (roster / "cat" / "hostile-target" / "solution.py").write_text(WRONG)  # a late change: not a regrade's business
-    monkeypatch.setattr(cli, "_registries", lambda: registries)
+    state = CliState(registries)
     monkeypatch.setenv("GRADER_WORK_DIR", str(settings.work_dir))
-    dry = CliRunner().invoke(cli.main, ["regrade", str(out)], catch_exceptions=False)
+    dry = CliRunner().invoke(cli.main, ["regrade", str(out)], catch_exceptions=False, obj=state)
     assert dry.exit_code == 0, dry.output
     assert "note: cat/hostile-target:" in dry.output and "changed since it was graded" in dry.output
     assert "ben                  hostile-target         1 fail -> 0 fail  (-1)" in dry.output
@@ -64,7 +65,8 @@ def test_batch_regrade_shows_diff_then_publishes_without_grading_again(course_re
         runs_before = len(gb.runs())
     assert json.loads((out / "ben" / "hostile-target" / "results.json").read_text())["score"] == 1.0
 
-    done = CliRunner().invoke(cli.main, ["regrade", str(out), "--publish"], catch_exceptions=False)
+    done = CliRunner().invoke(cli.main, ["regrade", str(out), "--publish"], catch_exceptions=False,
+                              obj=state)
     assert done.exit_code == 0, done.output
     assert "Published 2 regraded result(s)" in done.output
     with Gradebook.open(out) as gb:

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from grader import api, cli
 from grader.batch_run import run_batch
+from grader.cli_common import CliState
 from grader.errors import GraderError
 from grader.gradebook import Gradebook
 from grader.roster import discover, extract_class_archive
@@ -94,21 +95,22 @@ def test_batch_roster_a_grader_failure_is_recorded_retried_and_never_a_score(reg
     assert (second.graded, second.skipped, second.failed) == (1, 2, 0)
 
 
-def test_batch_cli_help_teaches_and_usage_errors_are_one_line(registries, monkeypatch, tmp_path):
-    monkeypatch.setattr(cli, "_registries", lambda: registries)
+def test_batch_cli_help_teaches_and_usage_errors_are_one_line(registries, tmp_path):
+    state = CliState(registries)
     runner = CliRunner()
-    top = runner.invoke(cli.main, ["--help"]).output
+    top = runner.invoke(cli.main, obj=state, args=["--help"]).output
     for command in ("batch", "regrade", "export", "report", "export-student"):
         assert f"  {command} " in top
-    text = runner.invoke(cli.main, ["batch", "--help"]).output
+    text = runner.invoke(cli.main, obj=state, args=["batch", "--help"]).output
     for words in ("--workers", "--executor", "Rerunning resumes", "grader batch class-export.zip", "Exit code"):
         assert words in text
-    bad = runner.invoke(cli.main, ["batch", str(_roster(tmp_path / "r")), "--out", str(tmp_path / "o"),
+    bad = runner.invoke(cli.main, obj=state, args=["batch", str(_roster(tmp_path / "r")), "--out", str(tmp_path / "o"),
                                    "--exercise", "nope"])
     assert bad.exit_code == 2 and bad.output.startswith("error: unknown exercise 'nope'")
-    ray = runner.invoke(cli.main, ["batch", str(tmp_path / "r"), "--out", str(tmp_path / "o"), "--executor", "ray"])
+    ray = runner.invoke(cli.main, obj=state, args=["batch", str(tmp_path / "r"), "--out", str(tmp_path / "o"),
+                                                   "--executor", "ray"])
     assert ray.exit_code == 2 and "--address" in ray.output
-    missing = runner.invoke(cli.main, ["export", str(tmp_path), "--format", "csv"])
+    missing = runner.invoke(cli.main, obj=state, args=["export", str(tmp_path), "--format", "csv"])
     assert missing.exit_code == 2 and "grader batch ROSTER" in missing.output
 
 

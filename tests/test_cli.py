@@ -11,17 +11,18 @@ from click.testing import CliRunner
 from fixtures.bad_inputs import write_zip  # tests/ is on sys.path under pytest
 
 from grader import cli
+from grader.cli_common import CliState
 
 
 @pytest.fixture
 def run(registries, monkeypatch, tmp_path):
     """Invoke the CLI in-process with the test registries (sample exercises included)."""
-    monkeypatch.setattr(cli, "_registries", lambda: registries)
+    state = CliState(registries)
     monkeypatch.setenv("GRADER_WORK_DIR", str(tmp_path / "jobs"))
     monkeypatch.chdir(tmp_path)
 
     def invoke(*args: str):
-        return CliRunner().invoke(cli.main, list(args), catch_exceptions=False)
+        return CliRunner().invoke(cli.main, list(args), catch_exceptions=False, obj=state)
 
     return invoke
 

@@ -457,13 +457,14 @@ def test_hostile_roster_names_that_collide_are_refused_before_grading(registries
     from click.testing import CliRunner
 
     from grader import cli
+    from grader.cli_common import CliState
 
-    monkeypatch.setattr(cli, "_registries", lambda: registries)
     monkeypatch.setenv("GRADER_WORK_DIR", str(tmp_path / "jobs"))
     for student in ("ann b", "ann_b", "ann?b"):
         (tmp_path / "roster" / student).mkdir(parents=True)
         (tmp_path / "roster" / student / "hostile-target.py").write_text("def answer():\n    return 'x'\n" + ADD)
-    result = CliRunner().invoke(cli.main, ["batch", str(tmp_path / "roster"), "--out", str(tmp_path / "out")])
+    result = CliRunner().invoke(cli.main, ["batch", str(tmp_path / "roster"), "--out", str(tmp_path / "out")],
+                                obj=CliState(registries))
     assert result.exit_code == 2, result.output
     assert "'ann b' and 'ann?b' and 'ann_b'" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "out" / "ann_b").exists()

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from grader import cli
+from grader.cli_common import CliState
 from grader.gradebook import Gradebook, Run, now
 from grader.similarity import Submission, compare
 
@@ -106,7 +107,7 @@ def _gradebook(out: Path, sources: dict[str, Path]) -> None:
 
 
 @pytest.fixture
-def course_out(tmp_path, registries, monkeypatch):
+def course_out(tmp_path, registries):
     """A batch's OUT folder: published grades of five submissions in four forms, one of them gone."""
     subs = tmp_path / "subs"
     (subs / "alice").mkdir(parents=True)
@@ -121,8 +122,14 @@ def course_out(tmp_path, registries, monkeypatch):
     out = tmp_path / "out"
     _gradebook(out, {"alice": subs / "alice", "bob": subs / "bob.py", "carol": subs / "carol.ipynb",
                      "dave": subs / "dave.zip", "erin": subs / "gone.py"})
-    monkeypatch.setattr(cli, "_registries", lambda: registries)
     return out
+
+
+@pytest.fixture
+def invoke(registries):
+    """The CLI in-process, with the test registries."""
+    state = CliState(registries)
+    return lambda *args: CliRunner().invoke(cli.main, list(args), obj=state)
 
 
 def _grades(out: Path) -> list[tuple]:
@@ -130,9 +137,9 @@ def _grades(out: Path) -> list[tuple]:
         return [tuple(r) for r in gradebook.grades()]
 
 
-def test_similarity_cli_json_pairs_most_similar_first_and_no_grade_changes(course_out):
+def test_similarity_cli_json_pairs_most_similar_first_and_no_grade_changes(invoke, course_out):
     before = _grades(course_out)
-    result = CliRunner().invoke(cli.main, ["similarity", str(course_out), "--json"])
+    result = invoke("similarity", str(course_out), "--json")
     assert result.exit_code == 0, result.output
     pairs = json.loads(result.stdout)
     assert all(set(p) == {"exercise", "a", "b", "similarity"} and 0 <= p["similarity"] <= 1 for p in pairs)
@@ -144,31 +151,30 @@ def test_similarity_cli_json_pairs_most_similar_first_and_no_grade_changes(cours
     assert "&lt;" not in STUB and "<script" not in page
 
 
-def test_similarity_cli_table_and_the_class_report_section(course_out):
-    result = CliRunner().invoke(cli.main, ["similarity", str(course_out), "--exercise", "self-attention",
-                                           "--threshold", "0.5"])
+def test_similarity_cli_table_and_the_class_report_section(invoke, course_out):
+    result = invoke("similarity", str(course_out), "--exercise", "self-attention", "--threshold", "0.5")
     assert result.exit_code == 0, result.output
     assert re.search(r"1\. self-attention\s+alice\s+bob\s+\d+\.\d %", result.output), result.output
     assert "1 submission(s) could not be read" in result.output
-    report = CliRunner().invoke(cli.main, ["report", str(course_out)])
+    report = invoke("report", str(course_out))
     assert report.exit_code == 0, report.output
     html = (course_out / "class.html").read_text()
     assert 'id="similarity-table"' in html and 'href="similarity.html"' in html
 
 
-def test_similarity_help_teaches():
-    result = CliRunner().invoke(cli.main, ["similarity", "--help"])
+def test_similarity_help_teaches(invoke):
+    result = invoke("similarity", "--help")
     assert "boilerplate" in result.output and "Example:" in result.output and "--threshold" in result.output
 
 
 @pytest.mark.slow
-def test_similarity_page_in_chromium(course_out, tmp_path):
+def test_similarity_page_in_chromium(invoke, course_out, tmp_path):
     from conftest import skip_unless_required
     from test_report_browser import CHROMIUM, _chromium
 
     if not CHROMIUM:
         skip_unless_required("BROWSER", "chromium is not installed")
-    assert CliRunner().invoke(cli.main, ["similarity", str(course_out)]).exit_code == 0
+    assert invoke("similarity", str(course_out)).exit_code == 0
     page = course_out / "similarity.html"
     dom = _chromium("--dump-dom", page.as_uri(), profile=tmp_path / "p1").stdout
     assert "<mark>" in dom and "pairs-table" in dom and "alice and bob" in dom

@@ -1,0 +1,56 @@
+"""What every ``grader`` command shares: the session's state on click's context, common options, symbols.
+
+Commands find their registries through the click context (:func:`registries`), never through a module
+global, so a test hands in its own with ``CliRunner().invoke(main, args, obj=CliState(registries))`` and the
+command modules need not import :mod:`grader.cli` back (the group imports them, once, at its top).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from grader.config import Settings
+    from grader.plugins import Registries
+
+SYMBOLS = {"pass": "✔", "fail": "✘", "error": "!", "timeout": "⌛", "oom": "M", "grader_error": "?"}
+COLORS = {"pass": "green", "fail": "red", "error": "yellow", "timeout": "magenta", "oom": "magenta",
+          "grader_error": "cyan"}
+
+sandbox_option = click.option("--sandbox", metavar="NAME", help="Sandbox backend (default: best available; "
+                              "see `grader sandboxes`).")
+seed_option = click.option("--seed", type=int, help="Seed for python, numpy and torch (default 0).")
+
+
+@dataclass
+class CliState:
+    """One invocation's state: the registries (loaded from the installed plugins on first use)."""
+
+    loaded: Registries | None = None
+
+    def registries(self) -> Registries:
+        if self.loaded is None:
+            from grader import api
+
+            self.loaded = api.load()
+        return self.loaded
+
+
+def state() -> CliState:
+    """The running command's state (made on first use when the caller passed no ``obj``)."""
+    return click.get_current_context().ensure_object(CliState)
+
+
+def registries() -> Registries:
+    """The running command's registries: exercises, sandboxes, reporters, assets, policies."""
+    return state().registries()
+
+
+def settings(**overrides: Any) -> Settings:
+    """Settings from the environment and config files, with the command's options over them."""
+    from grader.config import Settings
+
+    return Settings.load(overrides)
