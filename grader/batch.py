@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -186,7 +186,9 @@ class Executor(Protocol):
 
     name: str
 
-    def run(self, jobs: list[Job], out_root: Path) -> Iterator[tuple[Job, Outcome]]: ...
+    def run(self, jobs: list[Job], out_root: Path, tick: Callable[[], None] = lambda: None
+            ) -> Iterator[tuple[Job, Outcome]]:
+        """Grade ``jobs``; ``tick`` is called about twice a second meanwhile (a progress bar's clock)."""
 
 
 @dataclass
@@ -197,9 +199,9 @@ class LocalExecutor:
     settings: Settings
     workers: int = 1
     name: str = "local"
-    tick: Callable[[], None] = field(default=lambda: None)
 
-    def run(self, jobs: list[Job], out_root: Path) -> Iterator[tuple[Job, Outcome]]:
+    def run(self, jobs: list[Job], out_root: Path, tick: Callable[[], None] = lambda: None
+            ) -> Iterator[tuple[Job, Outcome]]:
         from grader.engine import sharing_cores
 
         with warm.pool(max(self.workers, 1), enabled=self.settings.warm and len(jobs) > 1), \
@@ -210,7 +212,7 @@ class LocalExecutor:
             try:
                 while pending:
                     done, _ = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                    self.tick()
+                    tick()
                     for future in done:
                         yield pending.pop(future), future.result()
             finally:

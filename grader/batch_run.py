@@ -107,7 +107,7 @@ def execute(gradebook: Gradebook, executor: Executor, jobs: list[Job], out_root:
             progress: Progress, kind: str, publish: bool, summary: Summary) -> Summary:
     """Run ``jobs`` and record each outcome as it arrives (this thread is the only gradebook writer)."""
     clear_staging(out_root)
-    for job, outcome in executor.run(jobs, out_root):
+    for job, outcome in executor.run(jobs, out_root, progress.tick):
         if outcome.result_dir:  # stored relative to the gradebook, so a results folder can be moved
             outcome = replace(outcome, result_dir=os.path.relpath(outcome.result_dir, gradebook.path.parent))
         final, note = outcome.score, ""
@@ -152,8 +152,6 @@ def run_batch(registries: Registries, source: Path, out_dir: Path, settings: Set
         summary.skipped = len(done)
         todo = admit(gradebook, ctx, todo, summary)
         executor = executor or LocalExecutor(registries, settings, workers)
-        if hasattr(executor, "tick"):
-            executor.tick = progress.tick
         progress.start(len(jobs), summary.skipped, len(summary.refused))
         try:
             execute(gradebook, executor, todo, out_dir, ctx, progress, "batch", True, summary)

@@ -280,7 +280,7 @@ class GraderPlugin:
     @pytest.fixture(scope="session")
     def job_files(self) -> testing.JobFiles:
         """Files handed to the student's code (read-only there) and a folder both sides write."""
-        isolated = bool(getattr(self.session.sandbox, "isolates_filesystem", True)) if self.session else True
+        isolated = self.session.sandbox.isolates_filesystem is not False if self.session else True
         return testing.JobFiles(Path(self.cfg.job_dir) / "files", JOB_FILES if isolated else None)
 
 

@@ -128,7 +128,7 @@ def _startup_notes(service: Any, resumed: int, roster: Path, db: Path) -> None:
 
 def _require_isolation(backend: Any, allowed: bool) -> None:
     """A server holds every student's uploads: student code must not be able to read them."""
-    isolated = getattr(backend, "isolates_filesystem", None)
+    isolated = backend.isolates_filesystem
     if isolated is False and not allowed:
         raise GraderError(f"the {backend.name} sandbox does not hide the host's files: one student's code could read "
                           "other students' uploads and the gradebook. Install bubblewrap (the default) or use "

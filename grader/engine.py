@@ -102,7 +102,7 @@ def place(exercise: Exercise, settings: Settings, sandbox: Sandbox) -> Placement
     why = ""
     if not gpus:
         why = "this machine has no GPU"
-    elif not getattr(sandbox, "supports_gpu", False):
+    elif not sandbox.supports_gpu:
         why = f"the {sandbox.name} sandbox cannot pass GPUs to workers (use --sandbox docker)"
     if not why:
         return Placement("cuda", "gpu")
@@ -203,9 +203,7 @@ def grade(
         code, log = _run_runner(cfg_path, exercise.submission_timeout_s + exercise.import_timeout_s + RUNNER_SLACK_S)
         checks, session, not_run = _read_results(job / "results.jsonl")
     finally:
-        cleanup = getattr(sandbox, "cleanup", None)
-        if cleanup is not None:  # a runner killed mid-job may leave workers the backend can still find
-            cleanup(job_id)
+        sandbox.cleanup(job_id)  # a runner killed mid-job may leave workers the backend can still find
         force_rmtree(job)
     checks = _complete(checks, exercise, code, log, public_only, not_run, settings.select)
     if public_only and not exercise.hidden_checks.is_dir():

@@ -18,7 +18,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -116,15 +116,15 @@ class RayExecutor:
     address: str
     settings: Settings
     name: str = "ray"
-    tick: Callable[[], None] = field(default=lambda: None)
 
-    def run(self, jobs: list[Job], out_root: Path) -> Iterator[tuple[Job, Outcome]]:
+    def run(self, jobs: list[Job], out_root: Path, tick: Callable[[], None] = lambda: None
+            ) -> Iterator[tuple[Job, Outcome]]:
         cluster = RayCluster(self.address, self.settings).connect()
         try:
             refs = {cluster.submit(job, out_root): job for job in jobs}
             while refs:
                 ready = cluster.ready(list(refs), timeout=0.5)
-                self.tick()
+                tick()
                 for ref in ready:
                     yield refs.pop(ref), cluster.outcome(ref)
         finally:

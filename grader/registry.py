@@ -11,6 +11,7 @@ from grader import exercise_spec
 from grader.errors import PluginError, UnknownName
 from grader.exercise_spec import LEVELS
 from grader.models import Exercise
+from grader.sandbox import Sandbox, completed
 
 T = TypeVar("T")
 __all__ = ["LEVELS", "ExerciseRegistry", "ReporterRegistry", "SandboxRegistry", "load_exercise"]
@@ -48,8 +49,13 @@ class _Registry(Generic[T]):
         return len(self._items)
 
 
-class SandboxRegistry(_Registry[Any]):
+class SandboxRegistry(_Registry[Sandbox]):
+    """Sandbox backends, each with every part of :class:`grader.sandbox.Sandbox` (defaults filled in)."""
+
     kind = "sandbox"
+
+    def add(self, item: Any) -> None:
+        super().add(completed(item))
 
 
 class ReporterRegistry(_Registry[Any]):

@@ -102,8 +102,6 @@ def regrade(registries: Registries, out_dir: Path, settings: Settings, *, exerci
         summary = Summary(total=len(jobs), skipped=len(jobs) - len(todo))
         ctx = PolicyContext.load(registries, gradebook, None)
         executor = executor or LocalExecutor(registries, settings, workers)
-        if isinstance(executor, LocalExecutor):
-            executor.tick = progress.tick
         progress.start(len(jobs), summary.skipped, 0)
         try:
             execute(gradebook, executor, todo, out_dir / REGRADE_DIR, ctx, progress, "regrade", False, summary)

@@ -20,7 +20,7 @@ import sysconfig
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Protocol, runtime_checkable
+from typing import IO, Any, Protocol, runtime_checkable
 
 from grader.gpus import GpuLease, NoGPU, Passthrough, acquire, passthrough
 
@@ -134,20 +134,70 @@ class Worker(Protocol):
 
 @runtime_checkable
 class Sandbox(Protocol):
-    """A sandbox backend, registered through ``grader_register_sandboxes``."""
+    """A sandbox backend, registered through ``grader_register_sandboxes`` (subclass :class:`SandboxBase`)."""
 
     name: str
     #: lower is preferred when the user names no backend
     priority: int
-    # Optional: ``isolates_filesystem: bool``, whether a worker sees only what it is given rather than the
-    # host's files.  `grader serve` refuses a backend that says False (its workers could read other students'
-    # uploads) and warns about one that does not say.
+    #: whether a worker sees only what it is given rather than the host's files (None: the backend does not
+    #: say); `grader serve` refuses a backend that says False (its workers could read other students' uploads)
+    #: and warns about one that does not say
+    isolates_filesystem: bool | None
+    #: whether the backend can hand a leased GPU to a worker
+    supports_gpu: bool
 
     def available(self) -> tuple[bool, str]:
         """Whether this backend can run here, and why not."""
 
     def start(self, spec: WorkerSpec) -> Worker:
         """Start a worker for ``spec``."""
+
+    def cleanup(self, job_id: str) -> int:
+        """Stop whatever of job ``job_id`` is left (a runner killed mid-job); how many things it stopped."""
+
+
+class SandboxBase:
+    """The optional parts of :class:`Sandbox` with their defaults: a backend sets ``name``, ``priority`` and
+    what it can do, and implements ``available`` and ``start``."""
+
+    name: str = ""
+    priority: int = 100
+    isolates_filesystem: bool | None = None
+    supports_gpu: bool = False
+
+    def available(self) -> tuple[bool, str]:
+        raise NotImplementedError
+
+    def start(self, spec: WorkerSpec) -> Worker:
+        raise NotImplementedError
+
+    def cleanup(self, job_id: str) -> int:
+        return 0
+
+
+class _Completed(SandboxBase):
+    """A backend written without :class:`SandboxBase`, completed with its defaults when it is registered."""
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+        self.name, self.priority = str(backend.name), int(backend.priority)
+        self.isolates_filesystem = getattr(backend, "isolates_filesystem", None)
+        self.supports_gpu = bool(getattr(backend, "supports_gpu", False))
+
+    def available(self) -> tuple[bool, str]:
+        return self.backend.available()  # type: ignore[no-any-return]
+
+    def start(self, spec: WorkerSpec) -> Worker:
+        return self.backend.start(spec)  # type: ignore[no-any-return]
+
+    def cleanup(self, job_id: str) -> int:
+        own = getattr(self.backend, "cleanup", None)
+        return int(own(job_id) or 0) if own is not None else 0
+
+
+def completed(backend: Any) -> Sandbox:
+    """``backend`` with every part of the protocol: itself when it subclasses :class:`SandboxBase`."""
+    return backend if isinstance(backend, SandboxBase) else _Completed(backend)
 
 
 def worker_env(spec: WorkerSpec, home: str) -> dict[str, str]:

@@ -21,6 +21,7 @@ from grader.sandbox import (
     JOB_FILES,
     Isolation,
     ProcessWorker,
+    SandboxBase,
     WorkerSpec,
     gpu_lease,
     memory_limit_note,
@@ -84,7 +85,7 @@ def _base_flags() -> list[str]:
     return flags
 
 
-class BwrapSandbox:
+class BwrapSandbox(SandboxBase):
     name = "bwrap"
     priority = 10
     isolates_filesystem = True

@@ -25,11 +25,21 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from grader import hookimpl
 from grader.gpus import GpuLease, NoGPU, acquire
-from grader.sandbox import JOB_FILES, ExitInfo, Isolation, WorkerSpec, python_roots, secrets_under, worker_env
+from grader.sandbox import (
+    JOB_FILES,
+    ExitInfo,
+    Isolation,
+    SandboxBase,
+    Worker,
+    WorkerSpec,
+    python_roots,
+    secrets_under,
+    worker_env,
+)
 
 IMAGE_ENV = "GRADER_DOCKER_IMAGE"
 DEFAULT_IMAGE = "grader-worker:latest"
@@ -197,7 +207,7 @@ class DockerWorker:
         return ExitInfo(code, oom_killed=bool(state.get("OOMKilled")))
 
 
-class DockerSandbox:
+class DockerSandbox(SandboxBase):
     name = "docker"
     priority = 20
     isolates_filesystem = True
@@ -236,7 +246,7 @@ class DockerSandbox:
         except Exception:  # no engine, nothing to remove
             return 0
 
-    def start(self, spec: WorkerSpec) -> DockerWorker:
+    def start(self, spec: WorkerSpec) -> Worker:
         import docker
 
         client = _client()
@@ -295,7 +305,8 @@ class DockerSandbox:
                     "no-new-privileges") + ((f"gpus {','.join(lease.ids)}",) if lease else ()),
             notes=f"image {image_name()}" + (" (host /usr and interpreter mounted read-only)" if host else ""),
         )
-        return DockerWorker(container, sock, isolation, lease)
+        # its stdin is a socket writer, not a file: a Worker by what it does (write, flush, close)
+        return cast(Worker, DockerWorker(container, sock, isolation, lease))
 
 
 def _mounts_host(image: Any) -> bool:

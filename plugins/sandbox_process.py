@@ -17,6 +17,7 @@ from grader import hookimpl
 from grader.sandbox import (
     Isolation,
     ProcessWorker,
+    SandboxBase,
     WorkerSpec,
     gpu_lease,
     memory_limit_note,
@@ -56,7 +57,7 @@ def _setpriv_prefix(uid: int) -> tuple[str, ...]:
     return argv if _works(argv) else ()
 
 
-class ProcessSandbox:
+class ProcessSandbox(SandboxBase):
     name = "process"
     priority = 50
     isolates_filesystem = False
