@@ -41,6 +41,37 @@ def test_hook_grader_register_sandboxes(registries):
         assert isinstance(ok, bool) and why
 
 
+def test_sandbox_contract_is_declared_and_a_duck_typed_backend_gets_the_defaults():
+    from grader.registry import SandboxRegistry
+    from grader.sandbox import Sandbox, SandboxBase
+
+    class Minimal:  # what a third-party backend written before SandboxBase declares
+        name, priority = "minimal", 5
+
+        def available(self):
+            return True, "always"
+
+        def start(self, spec):
+            raise OSError("not in this test")
+
+    class Declared(SandboxBase):
+        name, priority, isolates_filesystem, supports_gpu = "declared", 6, True, True
+
+        def cleanup(self, job_id):
+            return 2
+
+    registry = SandboxRegistry()
+    declared = Declared()
+    registry.add(Minimal())
+    registry.add(declared)
+    minimal = registry.get("minimal")
+    assert isinstance(minimal, Sandbox) and minimal.available() == (True, "always")
+    assert (minimal.isolates_filesystem, minimal.supports_gpu, minimal.cleanup("job")) == (None, False, 0)
+    assert registry.get("declared") is declared, "a SandboxBase subclass is registered as itself"
+    for backend in Registries.collect(make_plugin_manager(entry_points=False)).sandboxes:
+        assert isinstance(backend, SandboxBase), f"the built-in {backend.name} backend declares the whole contract"
+
+
 def test_hook_grader_register_reporters(registries):
     assert {r.name for r in registries.reporters} >= {"json", "html"}
 
