@@ -14,14 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jinja2
-
-from grader import __version__
+from grader import __version__, templating
 from grader.errors import GraderError
 from grader.exports import load_results
 from grader.fs import atomic_write_text
 from grader.gradebook import now, require
-from grader.paths import templates_root
 
 BINS = 10
 HIST_W, HIST_H = 520, 180
@@ -44,13 +41,6 @@ class CheckStats:
     @property
     def mean_s(self) -> float:
         return statistics.fmean(self.seconds) if self.seconds else 0.0
-
-
-def environment() -> jinja2.Environment:
-    """Templates: $GRADER_TEMPLATES first, then the packaged ones; autoescaping always on."""
-    search = [p for p in (os.environ.get("GRADER_TEMPLATES"), str(templates_root())) if p]
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(search), autoescape=True,
-                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
 
 def histogram(percents: list[float]) -> list[dict[str, Any]]:
@@ -141,7 +131,7 @@ def _check_row(c: CheckStats) -> dict[str, Any]:
 
 
 def render(data: dict[str, Any]) -> str:
-    return environment().get_template("class_report.html").render(**data)
+    return templating.render("class_report.html", **data)
 
 
 def _leaderboards(out_dir: Path, attempts: dict[str, list[Any]], top: int = 25) -> list[dict[str, Any]]:

@@ -184,8 +184,8 @@ def write_pages(out_dir: Path, pairs: list[Pair], subs: dict[str, dict[str, Subm
 
     from markupsafe import Markup
 
-    from grader.class_report import environment
     from grader.fs import atomic_write_text
+    from grader.templating import render
 
     data = {"threshold": threshold, "pairs": [asdict(p) for p in pairs],
             "unreadable": sorted([ex, s.student, s.problem] for ex, by in subs.items() for s in by.values()
@@ -196,7 +196,7 @@ def write_pages(out_dir: Path, pairs: list[Pair], subs: dict[str, dict[str, Subm
         left, right = side_by_side(subs[p.exercise][p.a].code, subs[p.exercise][p.b].code)
         views.append({"pair": p, "left": Markup(left), "right": Markup(right)})
     counts = {ex: len(by) for ex, by in subs.items()}
-    html = environment().get_template("similarity.html").render(
-        title=f"Similar code — {out_dir.resolve().name}", views=views, pairs=pairs, counts=counts,
+    html = render(
+        "similarity.html", title=f"Similar code — {out_dir.resolve().name}", views=views, pairs=pairs, counts=counts,
         unreadable=data["unreadable"], threshold=threshold, hidden=max(0, len(pairs) - shown))
     return json_path, atomic_write_text(out_dir / "similarity.html", html)

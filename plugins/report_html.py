@@ -2,37 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
-import jinja2
-
 from grader import hookimpl
 from grader.models import GradeResult, Visibility
-from grader.paths import templates_root
 from grader.registry import ReporterRegistry
 from grader.results import jsonable
-
-
-def environment() -> jinja2.Environment:
-    """Templates are searched in $GRADER_TEMPLATES first, then the packaged defaults."""
-    search = [p for p in (os.environ.get("GRADER_TEMPLATES"), str(templates_root())) if p]
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(search),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["sig"] = significant
-    return env
-
-
-def significant(value: Any, digits: int = 4) -> Any:
-    """Floats to a few significant digits for tables; anything else unchanged."""
-    return f"{value:.{digits}g}" if isinstance(value, float) else value
-
+from grader.templating import render
 
 #: viridis at nine stops: perceptually even, and its lightness rises monotonically, so it survives greyscale
 _VIRIDIS = ((68, 1, 84), (71, 44, 122), (59, 81, 139), (44, 113, 142), (33, 144, 141), (39, 173, 129),
@@ -208,10 +185,13 @@ class HtmlReporter:
     name = "html"
     filename = "report.html"
 
+    def render(self, result: GradeResult) -> str:
+        """The report page for ``result`` (the server shows it behind a signed link)."""
+        return render("report.html", **context(result))
+
     def write(self, result: GradeResult, out_dir: Path) -> Path:
         path = out_dir / self.filename
-        html = environment().get_template("report.html").render(**context(result))
-        path.write_text(html, encoding="utf-8")
+        path.write_text(self.render(result), encoding="utf-8")
         return path
 
 

@@ -20,12 +20,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from grader import __version__
-from grader.builtin.report_html import context as report_context
-from grader.builtin.report_html import environment
 from grader.paths import templates_root
 from grader.results import jsonable
 from grader.server.service import INCOMING, Identity, Refusal, Service
 from grader.server.views import checks_json, leaderboards, read_document, shape
+from grader.templating import render
 
 #: an upload announced as larger than the limit is still read (and dropped) up to this many bytes, so the
 #: client gets the 413 answer instead of a reset connection; beyond it the connection is simply closed
@@ -151,13 +150,13 @@ def report(service: Svc, sid: str, view: str, expires: int, sig: str) -> HTMLRes
             or not row["result_dir"]:
         raise Refusal(404, "this report link is unknown or has expired; `grader status` prints fresh ones")
     shaped = _shaped(service, row, instructor=view == "instructor")
-    html = environment().get_template("report.html").render(**report_context(shaped))
+    html = service.registries.reporters.get("html").render(shaped)
     return HTMLResponse(html, headers={"Content-Security-Policy": REPORT_CSP})
 
 
 @router.get("/", response_class=HTMLResponse, tags=["pages"])
 def page() -> HTMLResponse:
-    html = environment().get_template("server_index.html").render(version=__version__)
+    html = render("server_index.html", version=__version__)
     return HTMLResponse(html, headers={"Content-Security-Policy": PAGE_CSP})
 
 
