@@ -28,7 +28,9 @@ if TYPE_CHECKING:
 
 
 class GraderGroup(click.Group):
-    """Prints handled errors as one line (no traceback) with their exit code."""
+    """Prints handled errors as one line (no traceback) with their exit code; adds the plugins' commands."""
+
+    _plugin_commands: dict[str, click.Command] | None = None
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -36,6 +38,30 @@ class GraderGroup(click.Group):
         except GraderError as exc:
             click.secho(f"error: {exc}", fg="red", err=True)
             ctx.exit(exc.exit_code)
+
+    def plugin_commands(self) -> dict[str, click.Command]:
+        """What ``grader_register_commands`` adds, loaded once and only when asked for."""
+        if self._plugin_commands is None:
+            from grader.plugins import make_plugin_manager
+            from grader.registry import CommandRegistry
+
+            registry = CommandRegistry()
+            try:
+                make_plugin_manager().hook.grader_register_commands(registry=registry)
+                clash = sorted(c.name for c in registry if c.name in self.commands)
+                if clash:
+                    raise GraderError(f"a plugin registers the command {clash[0]!r}, which grader already has")
+            except GraderError as exc:  # the built-in commands still work; say why the plugin's do not
+                click.secho(f"warning: plugin commands unavailable: {exc}", fg="yellow", err=True)
+                registry = CommandRegistry()
+            self._plugin_commands = {str(c.name): c for c in registry}
+        return self._plugin_commands
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self.plugin_commands()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return self.commands.get(cmd_name) or self.plugin_commands().get(cmd_name)
 
 
 @click.group(cls=GraderGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -188,41 +214,6 @@ def sandboxes() -> None:
     for sb in sorted(common.registries().sandboxes, key=lambda s: s.priority):
         ok, why = sb.available()
         click.echo(f"{sb.name:<10} {'available' if ok else 'unavailable':<12} {why}")
-
-
-@main.group()
-def image() -> None:
-    """Build worker images for the docker sandbox.
-
-    \b
-    grader image build           a real image: Python, CPU torch and the course libraries (needs a registry)
-    grader image build --cuda    the GPU image, for hosts with the NVIDIA container toolkit
-    grader image skeleton        no registry needed: an empty root that mounts the host's /usr and Python
-    Select one with GRADER_DOCKER_IMAGE (default grader-worker:latest).
-    """
-
-
-@image.command("build")
-@click.option("--cuda", is_flag=True, help="Build the CUDA variant (tag grader-worker:cuda).")
-@click.option("--tag", help="Image tag (default grader-worker:latest, or grader-worker:cuda).")
-def image_build(cuda: bool, tag: str | None) -> None:
-    """Build the worker image from the packaged Dockerfile."""
-    from grader.builtin.sandbox_docker import _client
-    from grader.images import build_image
-
-    tag = tag or ("grader-worker:cuda" if cuda else "grader-worker:latest")
-    click.echo(f"building {tag} (this pulls a base image and installs torch: minutes)...")
-    click.echo(f"built {tag}: {build_image(_client(), tag, cuda=cuda)}")
-
-
-@image.command("skeleton")
-@click.option("--tag", default="grader-worker:latest", show_default=True)
-def image_skeleton(tag: str) -> None:
-    """Import a registry-free skeleton image that runs the host's own Python read-only."""
-    from grader.builtin.sandbox_docker import _client
-    from grader.images import build_skeleton
-
-    click.echo(f"imported {tag}: {build_skeleton(_client(), tag)}")
 
 
 @main.command()

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from grader.assets import AssetConfig, AssetRegistry
     from grader.models import GradeResult
     from grader.policies import PolicyRegistry
-    from grader.registry import ExerciseRegistry, ReporterRegistry, SandboxRegistry
+    from grader.registry import CommandRegistry, ExerciseRegistry, ReporterRegistry, SandboxRegistry
 
 hookspec = pluggy.HookspecMarker("grader")
 
@@ -97,4 +97,17 @@ def grader_register_policies(registry: PolicyRegistry) -> None:
     Only policies whose table is present in the class file take part; every one does, in plugin order.
 
     :param registry: the policy registry; names must be unique.
+    """
+
+
+@hookspec
+def grader_register_commands(registry: CommandRegistry) -> None:
+    """Add ``grader`` sub-commands with ``registry.add(command)``: a click command or group, run as
+    ``grader NAME``.
+
+    Called when the command line needs the list of commands (``grader --help``) or meets a name it does not
+    know, so keep the module light: import what a command needs inside it. A name the core already uses, or
+    that another plugin registered, is refused. The docker sandbox adds ``grader image`` this way.
+
+    :param registry: the command registry; names must be unique and not a built-in command's.
     """

@@ -14,7 +14,7 @@ from grader.models import Exercise
 from grader.sandbox import Sandbox, completed
 
 T = TypeVar("T")
-__all__ = ["LEVELS", "ExerciseRegistry", "ReporterRegistry", "SandboxRegistry", "load_exercise"]
+__all__ = ["LEVELS", "CommandRegistry", "ExerciseRegistry", "ReporterRegistry", "SandboxRegistry", "load_exercise"]
 
 
 class _Registry(Generic[T]):
@@ -60,6 +60,12 @@ class SandboxRegistry(_Registry[Sandbox]):
 
 class ReporterRegistry(_Registry[Any]):
     kind = "reporter"
+
+
+class CommandRegistry(_Registry[Any]):
+    """``grader`` sub-commands from plugins: click commands, keyed by their name."""
+
+    kind = "command"
 
 
 class ExerciseRegistry(_Registry[Exercise]):

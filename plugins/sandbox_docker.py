@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any, cast
 
+import click
+
 from grader import hookimpl
 from grader.gpus import GpuLease, NoGPU, acquire
 from grader.sandbox import (
@@ -337,3 +339,43 @@ def _mounts(spec: WorkerSpec, host: bool) -> list[Any]:
 @hookimpl
 def grader_register_sandboxes(registry):  # type: ignore[no-untyped-def]
     registry.add(DockerSandbox())
+
+
+# -- `grader image ...`: this backend's own commands --------------------------------------------------------
+
+@click.group("image")
+def image() -> None:
+    """Build worker images for the docker sandbox.
+
+    \b
+    grader image build           a real image: Python, CPU torch and the course libraries (needs a registry)
+    grader image build --cuda    the GPU image, for hosts with the NVIDIA container toolkit
+    grader image skeleton        no registry needed: an empty root that mounts the host's /usr and Python
+    Select one with GRADER_DOCKER_IMAGE (default grader-worker:latest).
+    """
+
+
+@image.command("build")
+@click.option("--cuda", is_flag=True, help="Build the CUDA variant (tag grader-worker:cuda).")
+@click.option("--tag", help="Image tag (default grader-worker:latest, or grader-worker:cuda).")
+def image_build(cuda: bool, tag: str | None) -> None:
+    """Build the worker image from the packaged Dockerfile."""
+    from grader.images import build_image
+
+    tag = tag or ("grader-worker:cuda" if cuda else "grader-worker:latest")
+    click.echo(f"building {tag} (this pulls a base image and installs torch: minutes)...")
+    click.echo(f"built {tag}: {build_image(_client(), tag, cuda=cuda)}")
+
+
+@image.command("skeleton")
+@click.option("--tag", default="grader-worker:latest", show_default=True)
+def image_skeleton(tag: str) -> None:
+    """Import a registry-free skeleton image that runs the host's own Python read-only."""
+    from grader.images import build_skeleton
+
+    click.echo(f"imported {tag}: {build_skeleton(_client(), tag)}")
+
+
+@hookimpl
+def grader_register_commands(registry):  # type: ignore[no-untyped-def]
+    registry.add(image)

@@ -72,6 +72,31 @@ def test_sandbox_contract_is_declared_and_a_duck_typed_backend_gets_the_defaults
         assert isinstance(backend, SandboxBase), f"the built-in {backend.name} backend declares the whole contract"
 
 
+def test_hook_grader_register_commands(tmp_path):
+    """A plugin's command runs as `grader NAME` and is listed; one that takes a built-in name is refused."""
+    (tmp_path / "hello_plugin.py").write_text(
+        "import click\nfrom grader import hookimpl\n\n"
+        "@click.command('hello')\n@click.argument('who')\ndef hello(who):\n"
+        "    \"\"\"Say hello (a plugin's command).\"\"\"\n    click.echo(f'hello {who}')\n\n"
+        "@hookimpl\ndef grader_register_commands(registry):\n    registry.add(hello)\n")
+    (tmp_path / "clash_plugin.py").write_text(
+        "import click\nfrom grader import hookimpl\n\n@click.command('list')\ndef mine():\n    pass\n\n"
+        "@hookimpl\ndef grader_register_commands(registry):\n    registry.add(mine)\n")
+
+    def grader(*args: str, plugins: str) -> subprocess.CompletedProcess[str]:
+        env = dict(os.environ, PYTHONPATH=str(tmp_path), GRADER_PLUGINS=plugins)
+        return subprocess.run([sys.executable, "-m", "grader", *args], env=env, capture_output=True, text=True,
+                              timeout=120, cwd=tmp_path)
+
+    said = grader("hello", "class", plugins="hello_plugin")
+    assert said.returncode == 0 and said.stdout == "hello class\n", said.stderr
+    listed = grader("--help", plugins="hello_plugin").stdout
+    assert "hello " in listed and "Say hello" in listed and "image " in listed, listed
+    clash = grader("--help", plugins="clash_plugin")  # plugin commands load for the listing
+    assert clash.returncode == 0 and "sandboxes " in clash.stdout, clash.stderr
+    assert "plugin commands unavailable" in clash.stderr and "'list'" in clash.stderr
+
+
 def test_hook_grader_register_reporters(registries):
     assert {r.name for r in registries.reporters} >= {"json", "html"}
 
