@@ -199,16 +199,19 @@ def regrade_cmd(out_dir: Path, exercise: str | None, publish: bool, show_all: bo
 
 @click.command("export", short_help="Export published grades: gradescope, csv (LMS) or junit.")
 @click.argument("out_dir", metavar="DIR", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["gradescope", "csv", "junit"]), required=True,
+@click.option("--format", "fmt", metavar="NAME", required=True,
               help="gradescope: results.json per submission; csv: one row per student, one column per "
-                   "exercise (LMS import); junit: XML for CI systems.")
+                   "exercise (LMS import); junit: XML for CI systems; or a plugin's format (see below).")
 @click.option("--to", "dest", type=click.Path(path_type=Path),
               help="Where to write (default DIR/exports/gradescope/, DIR/exports/grades.csv, DIR/exports/junit.xml).")
 def export_cmd(out_dir: Path, fmt: str, dest: Path | None) -> None:
-    """Export DIR's published grades for an LMS or a CI system."""
+    """Export DIR's published grades for an LMS or a CI system.
+
+    Formats come from plugins (grader_register_exporters); an unknown NAME lists the installed ones.
+    """
     from grader.exports import export
 
-    path = export(out_dir, fmt, dest)
+    path = export(out_dir, fmt, dest, common.registries().exporters)
     click.echo(f"Wrote {path}")
 
 

@@ -14,15 +14,16 @@ import re
 import sqlite3
 import tempfile
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from grader.errors import GraderError
 from grader.fs import atomic_write_text
 from grader.gradebook import require
+from grader.registry import Registry
 
-FORMATS = ("gradescope", "csv", "junit")
 _XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 GRADESCOPE_TEST_KEYS = ("name", "number", "score", "max_score", "status", "output", "visibility", "extra_data")
 
@@ -117,17 +118,44 @@ def export_junit(rows: list[sqlite3.Row], base: Path, dest: Path) -> Path:
     return dest
 
 
-def export(out_dir: Path, fmt: str, dest: Path | None = None) -> Path:
+@dataclass(frozen=True)
+class Exporter:
+    """An export format: ``write(rows, base, dest)`` writes the published grades ``rows`` (sqlite rows of the
+    gradebook at ``base``) to ``dest``, by default ``base / default``, and returns what it wrote."""
+
+    name: str
+    help: str
+    default: str
+    write: Callable[[list[sqlite3.Row], Path, Path], Path]
+
+
+#: the formats grader ships (registered by the built-in plugin ``grader.builtin.export_formats``)
+BUILTIN = (
+    Exporter("gradescope", "results.json per submission, Gradescope's schema", "exports/gradescope",
+             export_gradescope),
+    Exporter("csv", "one row per student, one column per exercise (LMS import)", "exports/grades.csv",
+             lambda rows, base, dest: export_csv(rows, dest)),
+    Exporter("junit", "XML for CI systems: a suite per submission, a case per check", "exports/junit.xml",
+             export_junit),
+)
+
+
+class ExporterRegistry(Registry[Exporter]):
+    kind = "export format"
+
+
+def builtin_registry() -> ExporterRegistry:
+    registry = ExporterRegistry()
+    for exporter in BUILTIN:
+        registry.add(exporter)
+    return registry
+
+
+def export(out_dir: Path, fmt: str, dest: Path | None = None, exporters: ExporterRegistry | None = None) -> Path:
     """Write ``fmt`` for the grades published in ``out_dir``; return what was written."""
-    if fmt not in FORMATS:
-        raise GraderError(f"unknown export format {fmt!r} (choose {', '.join(FORMATS)})")
+    exporter = (exporters or builtin_registry()).get(fmt)  # an unknown name lists the known ones
     with require(out_dir) as gradebook:
         rows = gradebook.grades()
     if not rows:
         raise GraderError(f"{out_dir} has no published grades yet")
-    exports = out_dir / "exports"
-    if fmt == "gradescope":
-        return export_gradescope(rows, out_dir, dest or exports / "gradescope")
-    if fmt == "csv":
-        return export_csv(rows, dest or exports / "grades.csv")
-    return export_junit(rows, out_dir, dest or exports / "junit.xml")
+    return exporter.write(rows, out_dir, dest or out_dir / exporter.default)

@@ -11,6 +11,7 @@ import pluggy
 from grader import hookspecs
 from grader.assets import AssetRegistry
 from grader.errors import PluginError
+from grader.exports import ExporterRegistry
 from grader.registry import ExerciseRegistry, ReporterRegistry, SandboxRegistry
 
 #: built-in plugins, registered exactly like third-party ones
@@ -27,6 +28,7 @@ DEFAULT_PLUGINS = (
     "grader.builtin.assets_online",
     "grader.builtin.policy_late",
     "grader.builtin.policy_rate_limit",
+    "grader.builtin.export_formats",
     "grader.builtin.exercises_path",
 )
 
@@ -65,6 +67,7 @@ class Registries:
     sandboxes: SandboxRegistry = field(default_factory=SandboxRegistry)
     reporters: ReporterRegistry = field(default_factory=ReporterRegistry)
     assets: AssetRegistry = field(default_factory=AssetRegistry)
+    exporters: ExporterRegistry = field(default_factory=ExporterRegistry)
 
     @classmethod
     def collect(cls, pm: pluggy.PluginManager) -> Registries:
@@ -75,4 +78,5 @@ class Registries:
         pm.hook.grader_register_sandboxes(registry=reg.sandboxes)
         pm.hook.grader_register_reporters(registry=reg.reporters)
         pm.hook.grader_register_assets(registry=reg.assets, config=reg.assets.config)
+        pm.hook.grader_register_exporters(registry=reg.exporters)
         return reg

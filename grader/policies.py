@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import pluggy
 
 from grader.errors import GraderError
-from grader.registry import _Registry
+from grader.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class Policy(Protocol):
     def adjust(self, job: JobInfo, score: float, max_score: float, options: dict[str, Any]) -> tuple[float, str]: ...
 
 
-class PolicyRegistry(_Registry[Any]):
+class PolicyRegistry(Registry[Any]):
     kind = "policy"
 
 

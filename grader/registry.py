@@ -17,7 +17,9 @@ T = TypeVar("T")
 __all__ = ["LEVELS", "CommandRegistry", "ExerciseRegistry", "ReporterRegistry", "SandboxRegistry", "load_exercise"]
 
 
-class _Registry(Generic[T]):
+class Registry(Generic[T]):
+    """Named things a registration hook adds (``registry.add(item)``, keyed by ``item.name``)."""
+
     kind = "item"
 
     def __init__(self) -> None:
@@ -49,7 +51,7 @@ class _Registry(Generic[T]):
         return len(self._items)
 
 
-class SandboxRegistry(_Registry[Sandbox]):
+class SandboxRegistry(Registry[Sandbox]):
     """Sandbox backends, each with every part of :class:`grader.sandbox.Sandbox` (defaults filled in)."""
 
     kind = "sandbox"
@@ -58,17 +60,17 @@ class SandboxRegistry(_Registry[Sandbox]):
         super().add(completed(item))
 
 
-class ReporterRegistry(_Registry[Any]):
+class ReporterRegistry(Registry[Any]):
     kind = "reporter"
 
 
-class CommandRegistry(_Registry[Any]):
+class CommandRegistry(Registry[Any]):
     """``grader`` sub-commands from plugins: click commands, keyed by their name."""
 
     kind = "command"
 
 
-class ExerciseRegistry(_Registry[Exercise]):
+class ExerciseRegistry(Registry[Exercise]):
     kind = "exercise"
 
     def __init__(self) -> None:

@@ -97,6 +97,37 @@ def test_hook_grader_register_commands(tmp_path):
     assert "plugin commands unavailable" in clash.stderr and "'list'" in clash.stderr
 
 
+def test_hook_grader_register_exporters(tmp_path):
+    """A plugin's export format is offered by `grader export --format`; an unknown name lists the installed."""
+    from click.testing import CliRunner
+    from fixtures.class_roster import make_class
+
+    from grader import cli
+    from grader.cli_common import CliState
+    from grader.exports import Exporter
+
+    def write_tsv(rows, base, dest):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text("".join(f"{r['student']}\t{r['exercise']}\t{r['final_score']:g}\n" for r in rows))
+        return dest
+
+    class TsvPlugin:
+        @hookimpl
+        def grader_register_exporters(self, registry):
+            registry.add(Exporter("tsv", "tab-separated grades", "exports/grades.tsv", write_tsv))
+
+    make_class.synthetic_results(tmp_path, students=2, exercises=("ex-a",), checks=1)
+    state = CliState(Registries.collect(make_plugin_manager(extra=(TsvPlugin(),), entry_points=False)))
+    assert {e.name for e in state.registries().exporters} == {"gradescope", "csv", "junit", "tsv"}
+    done = CliRunner().invoke(cli.main, ["export", str(tmp_path), "--format", "tsv"], obj=state)
+    assert done.exit_code == 0, done.output
+    lines = (tmp_path / "exports" / "grades.tsv").read_text().splitlines()
+    assert len(lines) == 2 and all(line.count("\t") == 2 for line in lines)
+    unknown = CliRunner().invoke(cli.main, ["export", str(tmp_path), "--format", "xlsx"], obj=state)
+    assert unknown.exit_code == 2 and "unknown export format 'xlsx'" in unknown.output
+    assert "csv, gradescope, junit, tsv" in unknown.output
+
+
 def test_hook_grader_register_reporters(registries):
     assert {r.name for r in registries.reporters} >= {"json", "html"}
 
