@@ -77,7 +77,7 @@ class PolicyContext:
                 "submission_times") else ""})
         else:
             config = pol.ClassPolicy.from_dict(gradebook.get_meta("policies", {}) or {})
-        return cls(list(pol.collect(registries.pm)), config)
+        return cls(list(registries.policies), config)
 
     def info(self, gradebook: Gradebook, job: Job) -> pol.JobInfo:
         earlier = tuple(

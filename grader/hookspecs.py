@@ -91,9 +91,10 @@ def grader_graded(result: GradeResult) -> None:
 def grader_register_policies(registry: PolicyRegistry) -> None:
     """Add course policies (late penalty, rate limits...) with ``registry.add(policy)``.
 
-    Called once when ``grader batch`` or ``grader regrade`` starts.  A policy has a ``name`` (its
-    table in the class file given with ``--policies``) and two methods, see :mod:`grader.policies`:
-    ``admit(job, options) -> str`` returns ``""`` or why the job is not graded, and
+    Called when the plugins' registries are collected (``grader batch``, ``regrade``, ``serve``).  A policy
+    subclasses :class:`grader.policies.PolicyBase` and has a ``name`` (its table in the class file) and three
+    methods with defaults: ``admit(job, options) -> str`` returns ``""`` or why the job is not graded,
+    ``next_allowed(job, options)`` when a refused job would be admitted, and
     ``adjust(job, score, max_score, options) -> (score, note)`` returns the score that is published.
     Only policies whose table is present in the class file take part; every one does, in plugin order.
 

@@ -12,6 +12,7 @@ from grader import hookspecs
 from grader.assets import AssetRegistry
 from grader.errors import PluginError
 from grader.exports import ExporterRegistry
+from grader.policies import PolicyRegistry
 from grader.registry import ExerciseRegistry, ReporterRegistry, SandboxRegistry
 
 #: built-in plugins, registered exactly like third-party ones
@@ -68,6 +69,7 @@ class Registries:
     reporters: ReporterRegistry = field(default_factory=ReporterRegistry)
     assets: AssetRegistry = field(default_factory=AssetRegistry)
     exporters: ExporterRegistry = field(default_factory=ExporterRegistry)
+    policies: PolicyRegistry = field(default_factory=PolicyRegistry)
 
     @classmethod
     def collect(cls, pm: pluggy.PluginManager) -> Registries:
@@ -79,4 +81,5 @@ class Registries:
         pm.hook.grader_register_reporters(registry=reg.reporters)
         pm.hook.grader_register_assets(registry=reg.assets, config=reg.assets.config)
         pm.hook.grader_register_exporters(registry=reg.exporters)
+        pm.hook.grader_register_policies(registry=reg.policies)
         return reg

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import pluggy
 
@@ -40,19 +40,67 @@ class JobInfo:
     earlier: tuple[datetime, ...] = ()  # when earlier distinct submissions of this exercise were made
 
 
+@runtime_checkable
 class Policy(Protocol):
+    """A course policy; ``options`` is its table in the class file (it takes part only when that is present)."""
+
     name: str
 
-    def admit(self, job: JobInfo, options: dict[str, Any]) -> str: ...
+    def admit(self, job: JobInfo, options: dict[str, Any]) -> str:
+        """``""``, or why ``job`` is not graded."""
 
-    def adjust(self, job: JobInfo, score: float, max_score: float, options: dict[str, Any]) -> tuple[float, str]: ...
+    def next_allowed(self, job: JobInfo, options: dict[str, Any]) -> datetime | None:
+        """For a job :meth:`admit` refused: when one would be admitted (None: not by waiting)."""
+
+    def adjust(self, job: JobInfo, score: float, max_score: float, options: dict[str, Any]) -> tuple[float, str]:
+        """The published score and a note saying why it differs (``""`` when it does not)."""
 
 
-class PolicyRegistry(Registry[Any]):
+class PolicyBase:
+    """A policy's defaults (admit everything, refuse nobody by time, change no score): override what you use."""
+
+    name: str = ""
+
+    def admit(self, job: JobInfo, options: dict[str, Any]) -> str:
+        return ""
+
+    def next_allowed(self, job: JobInfo, options: dict[str, Any]) -> datetime | None:
+        return None
+
+    def adjust(self, job: JobInfo, score: float, max_score: float, options: dict[str, Any]) -> tuple[float, str]:
+        return score, ""
+
+
+class _Completed(PolicyBase):
+    """A policy written without :class:`PolicyBase`, completed with its defaults when it is registered."""
+
+    def __init__(self, policy: Any) -> None:
+        self.policy, self.name = policy, str(policy.name)
+
+    def admit(self, job: JobInfo, options: dict[str, Any]) -> str:
+        own = getattr(self.policy, "admit", None)
+        return str(own(job, options)) if own is not None else ""
+
+    def next_allowed(self, job: JobInfo, options: dict[str, Any]) -> datetime | None:
+        own = getattr(self.policy, "next_allowed", None)
+        return own(job, options) if own is not None else None
+
+    def adjust(self, job: JobInfo, score: float, max_score: float, options: dict[str, Any]) -> tuple[float, str]:
+        own = getattr(self.policy, "adjust", None)
+        return tuple(own(job, score, max_score, options)) if own is not None else (score, "")  # type: ignore
+
+
+class PolicyRegistry(Registry[Policy]):
+    """Course policies, each with every part of :class:`Policy` (defaults filled in)."""
+
     kind = "policy"
+
+    def add(self, item: Any) -> None:
+        super().add(item if isinstance(item, PolicyBase) else _Completed(item))
 
 
 def collect(pm: pluggy.PluginManager) -> PolicyRegistry:
+    """The policies ``pm``'s plugins register (also :attr:`grader.plugins.Registries.policies`)."""
     registry = PolicyRegistry()
     pm.hook.grader_register_policies(registry=registry)
     return registry
@@ -118,7 +166,7 @@ def _read_times(path: Path) -> dict[tuple[str, str], datetime]:
         raise GraderError(f"{path}: needs the columns student, exercise, submitted_at (missing {exc})") from None
 
 
-def admit(policies: Iterable[Any], policy: ClassPolicy, job: JobInfo) -> str:
+def admit(policies: Iterable[Policy], policy: ClassPolicy, job: JobInfo) -> str:
     """The first refusal of any active policy, or ``""``."""
     for p in policies:
         if p.name in policy.options:
@@ -128,14 +176,13 @@ def admit(policies: Iterable[Any], policy: ClassPolicy, job: JobInfo) -> str:
     return ""
 
 
-def next_allowed(policies: Iterable[Any], policy: ClassPolicy, job: JobInfo) -> datetime | None:
+def next_allowed(policies: Iterable[Policy], policy: ClassPolicy, job: JobInfo) -> datetime | None:
     """The latest time any active policy names for admitting a refused job, if any does."""
-    times = [p.next_allowed(job, policy.options[p.name]) for p in policies
-             if p.name in policy.options and hasattr(p, "next_allowed")]
+    times = [p.next_allowed(job, policy.options[p.name]) for p in policies if p.name in policy.options]
     return max((t for t in times if t is not None), default=None)
 
 
-def adjust(policies: Iterable[Any], policy: ClassPolicy, job: JobInfo, score: float,
+def adjust(policies: Iterable[Policy], policy: ClassPolicy, job: JobInfo, score: float,
            max_score: float) -> tuple[float, str]:
     """Apply every active policy in turn; notes are joined with ``; ``."""
     notes = []

@@ -19,7 +19,7 @@ from typing import Any
 
 from grader import hookimpl
 from grader.errors import GraderError
-from grader.policies import JobInfo, PolicyRegistry
+from grader.policies import JobInfo, PolicyBase, PolicyRegistry
 
 DAY_S = 86_400.0
 
@@ -31,7 +31,7 @@ def _fraction(options: dict[str, Any], key: str, default: float) -> float:
     return value
 
 
-class LatePenalty:
+class LatePenalty(PolicyBase):
     name = "late_penalty"
 
     def admit(self, job: JobInfo, options: dict[str, Any]) -> str:

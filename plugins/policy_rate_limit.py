@@ -16,7 +16,7 @@ from typing import Any
 
 from grader import hookimpl
 from grader.errors import GraderError
-from grader.policies import JobInfo, PolicyRegistry
+from grader.policies import JobInfo, PolicyBase, PolicyRegistry
 
 
 def _options(options: dict[str, Any]) -> tuple[int, timedelta]:
@@ -26,7 +26,7 @@ def _options(options: dict[str, Any]) -> tuple[int, timedelta]:
         raise GraderError("[rate_limit] max_submissions and per_hours must be numbers") from None
 
 
-class RateLimit:
+class RateLimit(PolicyBase):
     name = "rate_limit"
 
     @staticmethod

@@ -15,7 +15,7 @@ from grader.builtin.policy_rate_limit import RateLimit
 from grader.errors import GraderError
 from grader.gradebook import Gradebook
 from grader.plugins import make_plugin_manager
-from grader.policies import ClassPolicy, JobInfo, PolicyRegistry, adjust, collect
+from grader.policies import ClassPolicy, JobInfo, PolicyRegistry, adjust, collect, next_allowed
 
 DEADLINE = datetime(2026, 3, 1, 23, 59, tzinfo=UTC)
 LATE = {"per_day": 0.1, "grace_minutes": 15, "cap": 0.25}
@@ -76,6 +76,8 @@ def test_policies_third_party_policy_registers_through_the_hook():
     policies = list(collect(make_plugin_manager(extra=(Plugin(),), entry_points=False)))
     config = ClassPolicy.from_dict({"bonus": {"points": 1}})
     assert adjust(policies, config, _job(timedelta(0)), 2.0, 4.0) == (3.0, "bonus")
+    # written without PolicyBase and without next_allowed: completed with the default (never by waiting)
+    assert next_allowed(policies, config, _job(timedelta(0))) is None
 
 
 def test_policies_in_a_batch_late_work_loses_points_and_resubmissions_are_limited(registries, settings, tmp_path):

@@ -121,7 +121,7 @@ class Service:
     cluster: Any = None
 
     def __post_init__(self) -> None:
-        self.policies = list(pol.collect(self.registries.pm))
+        self.policies = list(self.registries.policies)
         self.release = Release.from_policy(self.policy)
         self.secret = self.store.secret()
 
