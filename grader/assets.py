@@ -16,7 +16,6 @@ torch, transformers or gensim; builders import what they need when they run.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import importlib.util
 import json
@@ -32,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.errors import GraderError, PluginError, UnknownName
-from grader.fs import force_rmtree
+from grader.fs import Lock, force_rmtree
 
 ENV_DIR = "GRADER_ASSETS_DIR"
 #: ``GRADER_ASSET_ENCODER_SMALL=hf:distilbert-base-uncased`` maps one asset to a hub id (empty: offline)
@@ -313,17 +312,14 @@ def prepare_one(registry: AssetRegistry, asset: Asset, inputs: Mapping[str, Path
 
 @contextlib.contextmanager
 def _locked(path: Path, asset: Asset, progress: Progress) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            progress(f"{asset.name}: another process is preparing it; waiting", None)
-            fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    lock = Lock(path)
+    if not lock.acquire(wait=False):
+        progress(f"{asset.name}: another process is preparing it; waiting", None)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _partial_dir(root: Path, asset: Asset, fresh: bool) -> Path:

@@ -8,7 +8,6 @@ same submission and exercise version is skipped, and anything else is graded aga
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import importlib
 import json
@@ -25,6 +24,7 @@ from typing import Any, Protocol
 from grader import __version__, api, hookimpl, warm
 from grader.config import Settings
 from grader.errors import GraderError
+from grader.fs import Lock
 from grader.gradebook import Gradebook, Run, now
 from grader.models import Exercise, GradeResult
 from grader.plugins import Registries, make_plugin_manager
@@ -224,21 +224,15 @@ class BatchLock:
     """One writer per output folder; the lock goes away with the process, even after kill -9."""
 
     def __init__(self, out_dir: Path) -> None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        self.fh = (out_dir / ".batch.lock").open("a")
+        self.out_dir, self.lock = out_dir, Lock(out_dir / ".batch.lock")
 
     def __enter__(self) -> BatchLock:
-        try:
-            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.fh.close()
-            raise GraderError(f"another grader batch or regrade is writing to {self.fh.name.rsplit('/', 2)[0]}; "
-                              "wait for it to finish") from None
+        if not self.lock.acquire(wait=False):
+            raise GraderError(f"another grader batch or regrade is writing to {self.out_dir}; wait for it to finish")
         return self
 
     def __exit__(self, *exc: object) -> None:
-        fcntl.flock(self.fh, fcntl.LOCK_UN)
-        self.fh.close()
+        self.lock.release()
 
 
 def run_record(job: Job, outcome: Outcome, kind: str, final_score: float, note: str) -> Run:

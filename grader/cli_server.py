@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import fcntl
 import io
 import logging
 import os
@@ -14,6 +13,7 @@ import click
 
 from grader import cli_common as common
 from grader.errors import GraderError
+from grader.fs import Lock
 
 db_option = click.option("--db", type=click.Path(path_type=Path), required=True,
                          help="The gradebook SQLite file (created if missing; `grader batch` uses the same schema).")
@@ -96,7 +96,7 @@ def serve(roster: Path, db: Path, host: str, port: int, workers: int | None, exe
         service.stop_workers()
         if service.cluster:
             service.cluster.close()
-        lock.close()
+        lock.release()
 
 
 def _cluster(executor: str, address: str | None, settings: Any) -> Any:
@@ -138,16 +138,12 @@ def _require_isolation(backend: Any, allowed: bool) -> None:
                    "student code cannot read the server's data folder", err=True)
 
 
-def _lock(db: Path) -> io.TextIOWrapper:
+def _lock(db: Path) -> Lock:
     """One server per gradebook: two would both claim from the same queue file."""
-    db.parent.mkdir(parents=True, exist_ok=True)
-    fh = (db.parent / f".{db.name}.serve.lock").open("a")
-    try:
-        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        fh.close()
-        raise GraderError(f"another `grader serve` is using {db}; stop it first") from None
-    return fh
+    lock = Lock(db.parent / f".{db.name}.serve.lock")
+    if not lock.acquire(wait=False):
+        raise GraderError(f"another `grader serve` is using {db}; stop it first")
+    return lock
 
 
 @click.group()

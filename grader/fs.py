@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import stat
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 #: folders that are never part of a submission (caches, environments, version control), wherever they stand
 SKIP_DIRS = frozenset({"__pycache__", ".git", ".ipynb_checkpoints", ".pytest_cache", ".venv", "venv"})
@@ -41,3 +42,37 @@ def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+class Lock:
+    """An exclusive lock on a file (``flock``): one holder across processes and threads, released with
+    :meth:`release` or when the holder's process ends, even by kill -9, so a crash never leaves it stale."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh: IO[str] | None = None
+
+    def acquire(self, wait: bool = True) -> bool:
+        """Take the lock; with ``wait=False``, False at once when someone holds it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fh = self.path.open("a")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            fh.close()
+            return False
+        self._fh = fh
+        return True
+
+    def release(self) -> None:
+        if self._fh is not None:
+            fcntl.flock(self._fh, fcntl.LOCK_UN)
+            self._fh.close()
+            self._fh = None
+
+    def __enter__(self) -> Lock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

@@ -8,7 +8,6 @@ which is how the scheduling is tested on machines without GPUs.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import subprocess
@@ -16,7 +15,8 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+
+from grader.fs import Lock
 
 
 def detect_gpus() -> list[str]:
@@ -50,12 +50,12 @@ class GpuLease:
     """Exclusive use of ``ids`` until :meth:`release` (or the process ends)."""
 
     ids: list[str]
-    _files: list[IO[str]] = field(default_factory=list, repr=False)
+    _locks: list[Lock] = field(default_factory=list, repr=False)
 
     def release(self) -> None:
-        for fh in self._files:
-            fh.close()  # closing drops the fcntl lock
-        self._files.clear()
+        for lock in self._locks:
+            lock.release()
+        self._locks.clear()
 
     def __enter__(self) -> GpuLease:
         return self
@@ -71,21 +71,18 @@ def acquire(count: int, timeout_s: float = 3600.0, poll_s: float = 0.5, gpus: li
         raise NoGPU(f"the exercise needs {count} GPU(s) and this machine has {len(available)}")
     deadline = time.monotonic() + timeout_s
     while True:
-        held: list[IO[str]] = []
+        held: list[Lock] = []
         ids: list[str] = []
         for gpu in available:
-            fh: IO[str] = (lock_dir() / f"gpu-{gpu}.lock").open("a")
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                fh.close()
+            lock = Lock(lock_dir() / f"gpu-{gpu}.lock")
+            if not lock.acquire(wait=False):
                 continue
-            held.append(fh)
+            held.append(lock)
             ids.append(gpu)
             if len(ids) == count:
                 return GpuLease(ids, held)
-        for fh in held:
-            fh.close()
+        for lock in held:
+            lock.release()
         if time.monotonic() >= deadline:
             raise NoGPU(f"no {count} GPU(s) became free within {timeout_s:.0f} s")
         time.sleep(poll_s)
