@@ -11,6 +11,7 @@ from typing import IO, Any
 import click
 
 from grader import cli_common as common
+from grader.cli_common import LiveLine
 
 
 def _mb(size_bytes: float) -> str:
@@ -74,29 +75,23 @@ class ProgressBar:
     """One redrawn line on a terminal; on a log (CI), a line per phase and per quarter."""
 
     def __init__(self, stream: IO[str] | None = None) -> None:
-        self.stream = stream or sys.stderr
-        self.tty = self.stream.isatty()
+        self.line = LiveLine(stream)
         self._last: tuple[str, int] = ("", -1)
 
     def __call__(self, message: str, fraction: float | None) -> None:
-        if self.tty:
-            width = max(shutil.get_terminal_size((100, 20)).columns - 1, 40)
+        if self.line.live:
             bar = "" if fraction is None else f"[{'#' * int(20 * fraction):<20}] {100 * fraction:3.0f}% "
-            self.stream.write("\r" + (bar + message)[:width].ljust(width))
-            self.stream.flush()
+            self.line.show(bar + message)
             return
         phase = message.split(":", 1)[-1].strip().split(" ")[0]
         key = (message.split(":", 1)[0] + phase, -1 if fraction is None else int(4 * min(fraction, 0.999)))
         if key != self._last:
             self._last = key
             pct = "" if fraction is None else f" ({100 * fraction:.0f}%)"
-            self.stream.write(f"  {message}{pct}\n")
-            self.stream.flush()
+            self.line.say(f"  {message}{pct}")
 
     def clear(self) -> None:
-        if self.tty:
-            self.stream.write("\r\033[K")
-            self.stream.flush()
+        self.line.clear()
 
 
 @assets.command("prepare")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from grader import cli_common as common
-from grader.cli_common import sandbox_option, seed_option
+from grader.cli_common import LiveLine, sandbox_option, seed_option
 
 if TYPE_CHECKING:
     from grader.batch import Job, Outcome
@@ -28,8 +27,8 @@ class ProgressBar:
     """A live line on a terminal (done, failed, remaining, ETA); one line per job anywhere else."""
 
     def __init__(self, stream: Any = None) -> None:
-        self.stream = stream or sys.stderr
-        self.live = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.line = LiveLine(stream)
+        self.live = self.line.live
         self.total = self.done_n = self.failed = self.base = 0
         self.started = time.monotonic()
 
@@ -51,10 +50,7 @@ class ProgressBar:
                 f"{remaining} remaining · ETA {eta} · {_clock(elapsed)} elapsed")
 
     def _line(self, text: str) -> None:
-        if self.live:
-            width = shutil.get_terminal_size((100, 20)).columns
-            self.stream.write("\r" + " " * (width - 1) + "\r")
-        click.echo(text, file=self.stream)
+        self.line.say(text)
 
     def done(self, job: Job, outcome: Outcome) -> None:
         self.done_n += 1
@@ -68,14 +64,10 @@ class ProgressBar:
         self.tick()
 
     def tick(self) -> None:
-        if self.live:
-            self.stream.write("\r" + self._status()[: shutil.get_terminal_size((100, 20)).columns - 1])
-            self.stream.flush()
+        self.line.show(self._status())
 
     def finish(self) -> None:
-        if self.live:
-            self.stream.write("\n")
-            self.stream.flush()
+        self.line.finish()
 
 
 def _executor(name: str, address: str | None, registries: Any, settings: Any, workers: int) -> Any:

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from grader.cli_common import COLORS, SYMBOLS
+from grader.cli_common import COLORS, SYMBOLS, LiveLine
 from grader.client import Client, Credentials, load_credentials, normalize_server, pack, save_credentials
 from grader.errors import GraderError
 
@@ -60,20 +60,19 @@ class _Watch:
     """Shows the state while waiting: a live line on a terminal, a line per state change anywhere else."""
 
     def __init__(self) -> None:
-        self.live, self.last, self.started = _stderr_tty(), "", time.monotonic()
+        self.line, self.last, self.started = LiveLine(), "", time.monotonic()
 
     def __call__(self, sub: dict[str, Any]) -> None:
         state = str(sub.get("state"))
         ahead = f" ({sub['position']} ahead)" if state == "queued" and sub.get("position") is not None else ""
-        if self.live:
-            click.echo(f"\r\x1b[K{state}{ahead} · {time.monotonic() - self.started:.0f} s", err=True, nl=False)
+        if self.line.live:
+            self.line.show(f"{state}{ahead} · {time.monotonic() - self.started:.0f} s")
         elif state != self.last:
-            click.echo(state + ahead, err=True)
+            self.line.say(state + ahead)
         self.last = state
 
     def finish(self) -> None:
-        if self.live:
-            click.echo(err=True)
+        self.line.finish()
 
 
 def _print_submission(sub: dict[str, Any]) -> None:

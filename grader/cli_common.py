@@ -7,8 +7,10 @@ command modules need not import :mod:`grader.cli` back (the group imports them, 
 
 from __future__ import annotations
 
+import shutil
+import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
@@ -54,3 +56,35 @@ def settings(**overrides: Any) -> Settings:
     from grader.config import Settings
 
     return Settings.load(overrides)
+
+
+class LiveLine:
+    """Progress on one redrawn line where a person watches (a terminal); elsewhere (a log, CI) nothing is
+    redrawn and the caller prints whole lines with :meth:`say` instead, so a log stays readable."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.live = self.stream.isatty()
+
+    def show(self, text: str) -> None:
+        """Redraw the line (a terminal only)."""
+        if self.live:
+            width = max(shutil.get_terminal_size((100, 20)).columns - 1, 40)
+            self.stream.write("\r" + text[:width].ljust(width))
+            self.stream.flush()
+
+    def say(self, text: str) -> None:
+        """A line that stays, printed over the live line."""
+        self.clear()
+        click.echo(text, file=self.stream)
+
+    def clear(self) -> None:
+        if self.live:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+    def finish(self) -> None:
+        """Keep the last state on screen and move below it."""
+        if self.live:
+            self.stream.write("\n")
+            self.stream.flush()

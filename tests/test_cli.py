@@ -154,3 +154,25 @@ def test_cli_failing_check_gives_its_advice_once(run, tmp_path):
         assert test["output"].count(advice) == 1, test["output"]
     checked = run("check", "sample-add", "wrong.py", "-v")
     assert checked.output.count("add(2, 3) is wrong") == 1, checked.output
+
+
+def test_live_line_redraws_on_a_terminal_and_prints_whole_lines_in_a_log():
+    import io
+
+    from grader.cli_common import LiveLine
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    log, term = io.StringIO(), Terminal()
+    for stream in (log, term):
+        line = LiveLine(stream)
+        line.show("3/10 done")
+        line.say("student07/self-attention: grader_error")
+        line.show("4/10 done")
+        line.finish()
+    assert log.getvalue() == "student07/self-attention: grader_error\n", "a log gets no redrawn status"
+    shown = term.getvalue()
+    assert shown.startswith("\r3/10 done") and "\r\033[Kstudent07/self-attention: grader_error\n" in shown
+    assert shown.rstrip(" \n").endswith("4/10 done") and shown.endswith("\n")
