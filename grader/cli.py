@@ -98,10 +98,7 @@ def list_cmd(as_json: bool) -> None:
         return
     rows = [(e.id, e.level, e.title, f"{e.points:g}", e.device, e.source + (
         f" (over {', '.join(registry.shadowed[e.id])})" if e.id in registry.shadowed else "")) for e in exercises]
-    header = ("ID", "LEVEL", "TITLE", "POINTS", "DEVICE", "SOURCE")
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(6)]
-    for row in [header, *rows]:
-        click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    common.table(("ID", "LEVEL", "TITLE", "POINTS", "DEVICE", "SOURCE"), rows)
 
 
 @main.command()

@@ -64,10 +64,7 @@ def list_cmd(as_json: bool) -> None:
     rows = [(i["name"], i["kind"], i["provider"],
              _mb(i["size_bytes"]) if i["size_bytes"] is not None else f"~{i['approx_mb']:g} MB",
              i["status"], ", ".join(i["used_by"]) or "-") for i in items]
-    header = ("NAME", "KIND", "PROVIDER", "SIZE", "STATUS", "USED BY")
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(5)]
-    for row in [header, *rows]:
-        click.echo("  ".join([*(str(v).ljust(w) for v, w in zip(row[:5], widths, strict=True)), row[5]]).rstrip())
+    common.table(("NAME", "KIND", "PROVIDER", "SIZE", "STATUS", "USED BY"), rows)
     click.echo(f"cache: {reg.root}")
 
 

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import click
 
+from grader import cli_common as common
 from grader.cli_common import COLORS, SYMBOLS, LiveLine
 from grader.client import Client, Credentials, load_credentials, normalize_server, pack, save_credentials
 from grader.errors import GraderError
@@ -205,13 +206,10 @@ def status(exercise: str | None, server: str | None, as_json: bool) -> None:
         click.echo(f"No submissions yet{' for ' + exercise if exercise else ''}.")
         return
     header: tuple[str, ...] = ("ID", "STUDENT", "EXERCISE", "RECEIVED", "STATE", "SCORE", "REPORT")
-    rows: list[tuple[str, ...]] = [header, *(_row(s) for s in subs)]
+    rows: list[tuple[str, ...]] = [_row(s) for s in subs]
     if len({s.get("student") for s in subs}) <= 1:  # a student's own list: the name adds nothing
-        rows = [row[:1] + row[2:] for row in rows]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
-    for row in rows:
-        cells = [v.ljust(w) for v, w in zip(row, widths, strict=False)]
-        click.echo("  ".join([*cells, row[-1]]).rstrip())
+        header, rows = header[:1] + header[2:], [row[:1] + row[2:] for row in rows]
+    common.table(header, rows)
 
 
 COMMANDS = [submit, login, status]

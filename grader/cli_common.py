@@ -88,3 +88,11 @@ class LiveLine:
         if self.live:
             self.stream.write("\n")
             self.stream.flush()
+
+
+def table(header: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    """Print aligned columns, two spaces apart; the last column is not padded (it may be long: a path, a URL)."""
+    lines = [tuple(str(v) for v in row) for row in [header, *rows]]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header) - 1)]
+    for line in lines:
+        click.echo("  ".join([*(v.ljust(w) for v, w in zip(line, widths, strict=False)), line[-1]]).rstrip())
