@@ -8,6 +8,7 @@ from pathlib import Path
 from grader.config import Settings
 from grader.engine import grade as _grade
 from grader.errors import GraderError
+from grader.fs import PYCACHE, files_under
 from grader.models import GradeResult
 from grader.plugins import Registries, make_plugin_manager
 
@@ -20,7 +21,7 @@ def load(extra_plugins: tuple[object, ...] = ()) -> Registries:
 def start(registries: Registries, exercise_id: str, dest: Path) -> list[Path]:
     """Copy the student stub of ``exercise_id`` into ``dest``; refuses to overwrite files."""
     exercise = registries.exercises.get(exercise_id)
-    sources = [p for p in sorted(exercise.stub_dir.rglob("*")) if p.is_file() and "__pycache__" not in p.parts]
+    sources = files_under(exercise.stub_dir, PYCACHE)
     clashes = [dest / p.relative_to(exercise.stub_dir) for p in sources
                if (dest / p.relative_to(exercise.stub_dir)).exists()]
     if clashes:

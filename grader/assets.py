@@ -22,7 +22,6 @@ import json
 import os
 import re
 import time
-import tomllib
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from grader.config import project_table
 from grader.errors import GraderError, PluginError, UnknownName
 from grader.fs import Lock, force_rmtree
 
@@ -140,16 +140,11 @@ class AssetConfig:
     def load(cls, cwd: Path | None = None, environ: Mapping[str, str] | None = None) -> AssetConfig:
         env = os.environ if environ is None else environ
         online: dict[str, str] = {}
-        pyproject = (cwd or Path.cwd()) / "pyproject.toml"
-        if pyproject.is_file():
-            try:
-                table = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("grader", {})
-            except tomllib.TOMLDecodeError as exc:
-                raise GraderError(f"{pyproject}: {exc}") from None
-            mapped = table.get("assets", {})
-            if not isinstance(mapped, dict) or not all(isinstance(v, str) for v in mapped.values()):
-                raise GraderError(f"{pyproject}: [tool.grader.assets] maps asset names to hub ids (strings)")
-            online.update(mapped)
+        mapped = project_table(cwd).get("assets", {})
+        if not isinstance(mapped, dict) or not all(isinstance(v, str) for v in mapped.values()):
+            raise GraderError(f"{(cwd or Path.cwd()) / 'pyproject.toml'}: [tool.grader.assets] maps asset names to "
+                              "hub ids (strings)")
+        online.update(mapped)
         for key, value in env.items():
             if key.startswith(ENV_PREFIX):
                 online[key[len(ENV_PREFIX):].lower().replace("_", "-")] = value

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from grader import __version__, api, hookimpl, warm
 from grader.config import Settings
 from grader.errors import GraderError
-from grader.fs import Lock
+from grader.fs import PYCACHE, Lock, files_under
 from grader.gradebook import Gradebook, Run, now
 from grader.models import Exercise, GradeResult
 from grader.plugins import Registries, make_plugin_manager
@@ -76,7 +76,7 @@ def checks_hash(exercise: Exercise) -> str:
     for root in (exercise.checks_dir, exercise.reference_dir):
         if root is None or not root.is_dir():
             continue
-        for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        for path in files_under(root, PYCACHE):
             h.update(f"{root.name}/{path.relative_to(root).as_posix()}".encode() + b"\0")
             h.update(hashlib.sha256(path.read_bytes()).digest())
     return h.hexdigest()[:16]

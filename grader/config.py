@@ -11,6 +11,20 @@ from typing import Any
 from grader.errors import GraderError
 
 
+def project_table(cwd: Path | None = None) -> dict[str, Any]:
+    """``[tool.grader]`` of ./pyproject.toml (``cwd``'s), or {} without one; a broken file says where."""
+    pyproject = (cwd or Path.cwd()) / "pyproject.toml"
+    if not pyproject.is_file():
+        return {}
+    try:
+        table = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("grader", {})
+    except tomllib.TOMLDecodeError as exc:
+        raise GraderError(f"{pyproject}: {exc}") from None
+    if not isinstance(table, dict):
+        raise GraderError(f"{pyproject}: [tool.grader] must be a table")
+    return table
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a run can be configured with.
@@ -36,14 +50,8 @@ class Settings:
 
     @classmethod
     def load(cls, overrides: dict[str, Any] | None = None, cwd: Path | None = None) -> Settings:
-        values: dict[str, Any] = {}
-        pyproject = (cwd or Path.cwd()) / "pyproject.toml"
-        if pyproject.is_file():
-            try:
-                values.update(tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("grader", {}))
-            except tomllib.TOMLDecodeError as exc:
-                raise GraderError(f"{pyproject}: {exc}") from None
-            values.pop("assets", None)  # [tool.grader.assets]: the course's asset map, read by grader.assets
+        values: dict[str, Any] = dict(project_table(cwd))
+        values.pop("assets", None)  # [tool.grader.assets]: the course's asset map, read by grader.assets
         for f in fields(cls):
             env = os.environ.get(f"GRADER_{f.name.upper()}")
             if env is not None:

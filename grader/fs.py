@@ -8,11 +8,21 @@ import os
 import shutil
 import stat
 import tempfile
+from collections.abc import Collection
 from pathlib import Path
 from typing import IO, Any
 
 #: folders that are never part of a submission (caches, environments, version control), wherever they stand
 SKIP_DIRS = frozenset({"__pycache__", ".git", ".ipynb_checkpoints", ".pytest_cache", ".venv", "venv"})
+#: only Python's byte-code caches: what the fingerprints of checks and references leave out
+PYCACHE = frozenset({"__pycache__"})
+
+
+def files_under(root: Path, skip: Collection[str] = SKIP_DIRS, suffixes: Collection[str] | None = None) -> list[Path]:
+    """Every file below ``root``, sorted, without those under a folder named in ``skip`` (at any depth below
+    ``root``; where ``root`` itself lives does not matter) and, given ``suffixes``, only those ending so."""
+    return sorted(p for p in root.rglob("*") if p.is_file() and not set(p.relative_to(root).parts) & set(skip)
+                  and (suffixes is None or p.suffix in suffixes))
 
 
 def force_rmtree(path: Path) -> None:

@@ -25,6 +25,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader.fs import PYCACHE, files_under
 from grader.models import Exercise
 
 N = 20
@@ -50,8 +51,7 @@ class Leak:
 def files(root: Path | None) -> list[Path]:
     if root is None or not root.is_dir():
         return []
-    return sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts
-                  and p.suffix in TEXT_SUFFIXES)
+    return files_under(root, PYCACHE, TEXT_SUFFIXES)
 
 
 def _read(path: Path) -> str:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from grader.fs import atomic_write_text
+from grader.fs import PYCACHE, atomic_write_text, files_under
 
 #: a curve keeps at most this many points (bucket means of longer runs; the first and last steps kept)
 MAX_POINTS = 200
@@ -128,7 +128,7 @@ def tree_digest(folder: str | Path | None) -> str:
     if folder is None or not Path(folder).is_dir():
         return "none"
     root = Path(folder)
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+    for path in files_under(root, PYCACHE):
         h.update(path.relative_to(root).as_posix().encode() + b"\0")
         h.update(hashlib.sha256(path.read_bytes()).digest())
     return h.hexdigest()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from grader.archives import ArchiveError, ArchiveLimits, safe_extract
 from grader.errors import GraderError
-from grader.fs import SKIP_DIRS
+from grader.fs import SKIP_DIRS, files_under
 
 #: limits for a whole class archive (a single submission has its own, smaller ones)
 MAX_ARCHIVE_ENTRIES = 50_000
@@ -46,8 +46,7 @@ def safe_name(name: str) -> str:
 def content_hash(path: Path) -> str:
     """sha256 over (relative name, bytes) of every file a grader would stage; stable across copies."""
     h = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(
-        p for p in path.rglob("*") if p.is_file() and not (set(p.relative_to(path).parts) & SKIP_DIRS))
+    files = [path] if path.is_file() else files_under(path, SKIP_DIRS)
     for file in files:
         rel = file.name if file == path else file.relative_to(path).as_posix()
         h.update(rel.encode() + b"\0")

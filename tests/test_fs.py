@@ -51,3 +51,16 @@ def test_batch_lock_refuses_a_second_writer_naming_the_folder(tmp_path):
         BatchLock(tmp_path).__enter__()
     with BatchLock(tmp_path):  # released on exit
         pass
+
+
+def test_files_under_skips_folders_below_the_root_never_above_it(tmp_path):
+    from grader.fs import PYCACHE, SKIP_DIRS, files_under
+
+    root = tmp_path / "venv" / "course"  # a course kept inside a folder named like a skipped one
+    for name in ("b.py", "a/x.py", "a/__pycache__/x.pyc", ".git/config", "notes.txt"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text("x")
+    names = lambda found: [p.relative_to(root).as_posix() for p in found]  # noqa: E731
+    assert names(files_under(root)) == ["a/x.py", "b.py", "notes.txt"]
+    assert names(files_under(root, PYCACHE)) == [".git/config", "a/x.py", "b.py", "notes.txt"]
+    assert names(files_under(root, SKIP_DIRS, {".py"})) == ["a/x.py", "b.py"]
