@@ -186,14 +186,13 @@ def write_tests(folder: Path) -> None:
 
 
 def _otter_env(otter_python: str) -> dict[str, str]:
-    """otter's Python, with this environment's site-packages (torch) after its own."""
-    site = tempfile.mkdtemp(prefix="otter-site-")
-    (Path(site) / "grader_torch.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    """otter's Python, with this environment's site-packages (torch) after its own: a .pth file written into
+    otter's site-packages once (it is that benchmark venv's, and says where it points)."""
     done = subprocess.run([otter_python, "-c", "import site; print(site.getsitepackages()[0])"],
                           capture_output=True, text=True, check=True)
     target = Path(done.stdout.strip()) / "zz_grader_torch.pth"
     if not target.exists():
-        shutil.copy(Path(site) / "grader_torch.pth", target)
+        target.write_text(sysconfig.get_paths()["purelib"] + "\n")
     return dict(os.environ, PYTHONWARNINGS="ignore")
 
 

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from grader.config import project_table
+from grader.config import project_file, project_table
 from grader.errors import GraderError, PluginError, UnknownName
 from grader.fs import Lock, force_rmtree
 
@@ -142,8 +142,7 @@ class AssetConfig:
         online: dict[str, str] = {}
         mapped = project_table(cwd).get("assets", {})
         if not isinstance(mapped, dict) or not all(isinstance(v, str) for v in mapped.values()):
-            raise GraderError(f"{(cwd or Path.cwd()) / 'pyproject.toml'}: [tool.grader.assets] maps asset names to "
-                              "hub ids (strings)")
+            raise GraderError(f"{project_file(cwd)}: [tool.grader.assets] maps asset names to hub ids (strings)")
         online.update(mapped)
         for key, value in env.items():
             if key.startswith(ENV_PREFIX):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import json
 import os
 import shutil
 import time
@@ -150,14 +149,13 @@ class _FolderPlugin:
 _WORKER_REGISTRIES: dict[tuple[str, str | None], Registries] = {}
 
 
-def run_job_json(payload: str) -> str:
-    """Grade a job described as JSON in a process of its own (a Ray task); answer JSON.
+def run_job(data: dict[str, Any]) -> Outcome:
+    """Grade a job described by decoded JSON in a process of its own (a Ray task).
 
     The worker rebuilds its registries from the installed plugins plus the job's exercise folder.  The
     payload may name the ``final`` folder and a ``keep`` function (``"module:function"``, see
     :func:`grade_job`), which is how a server's gradings keep their document when they run on Ray.
     """
-    data = json.loads(payload)
     job = Job(**data["job"])
     key = (job.exercise_folder, job.reference_dir)
     if key not in _WORKER_REGISTRIES:
@@ -166,8 +164,7 @@ def run_job_json(payload: str) -> str:
     settings = Settings.load({k: v for k, v in data["settings"].items() if v is not None})
     keep = _named_function(data["keep"]) if data.get("keep") else None
     final = Path(data["final"]) if data.get("final") else None
-    outcome = grade_job(_WORKER_REGISTRIES[key], job, settings, Path(data["out_root"]), final=final, keep=keep)
-    return json.dumps(asdict(outcome))
+    return grade_job(_WORKER_REGISTRIES[key], job, settings, Path(data["out_root"]), final=final, keep=keep)
 
 
 def _named_function(name: str) -> Callable[[GradeResult, Path], object]:

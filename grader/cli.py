@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from grader.models import GradeResult
 
 
-
 class GraderGroup(click.Group):
     """Prints handled errors as one line (no traceback) with their exit code; adds the plugins' commands."""
 

@@ -28,7 +28,6 @@ class ProgressBar:
 
     def __init__(self, stream: Any = None) -> None:
         self.line = LiveLine(stream)
-        self.live = self.line.live
         self.total = self.done_n = self.failed = self.base = 0
         self.started = time.monotonic()
 
@@ -57,9 +56,9 @@ class ProgressBar:
         self.failed += outcome.status == "grader_error"
         what = f"{outcome.score:g}/{outcome.max_score:g} {outcome.status}" if outcome.status != "grader_error" \
             else f"grader_error: {outcome.error or 'see results.json'} (retried on the next run)"
-        if not self.live or outcome.status == "grader_error":
+        if not self.line.live or outcome.status == "grader_error":
             self._line(f"  {job.label}: {what} ({outcome.seconds:.1f} s)")
-        if not self.live:
+        if not self.line.live:
             self._line("  " + self._status())
         self.tick()
 
@@ -72,14 +71,12 @@ class ProgressBar:
 
 def _executor(name: str, address: str | None, registries: Any, settings: Any, workers: int) -> Any:
     from grader.batch import LocalExecutor
-    from grader.errors import GraderError
 
-    if name == "ray":
+    head = common.ray_address(name, address)
+    if head is not None:
         from grader.ray_executor import RayExecutor
 
-        if not address:
-            raise GraderError("--executor ray needs --address HOST:PORT (the head's address from `ray start --head`)")
-        return RayExecutor(address, settings)
+        return RayExecutor(head, settings)
     return LocalExecutor(registries, settings, workers)
 
 

@@ -45,12 +45,8 @@ def _num(value: Any) -> str:
     return "-" if value is None else f"{value:g}"
 
 
-def _stderr_tty() -> bool:
-    return bool(getattr(sys.stderr, "isatty", lambda: False)())
-
-
 def _upload(client: Client, exercise: str, filename: str, body: bytes) -> dict[str, Any]:
-    if _stderr_tty() or len(body) > BIG_UPLOAD:
+    if LiveLine().live or len(body) > BIG_UPLOAD:
         with click.progressbar(length=len(body), label="uploading", file=sys.stderr) as bar:
             return client.upload(exercise, filename, body, bar.update)
     click.echo(f"uploading {filename} ({len(body):,} bytes)", err=True)

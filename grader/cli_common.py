@@ -51,6 +51,17 @@ def registries() -> Registries:
     return state().registries()
 
 
+def ray_address(executor: str, address: str | None) -> str | None:
+    """The Ray head's address with ``--executor ray`` (None for local); refused when it is missing."""
+    if executor != "ray":
+        return None
+    if not address:
+        from grader.errors import GraderError
+
+        raise GraderError("--executor ray needs --address HOST:PORT (the head's address from `ray start --head`)")
+    return address
+
+
 def settings(**overrides: Any) -> Settings:
     """Settings from the environment and config files, with the command's options over them."""
     from grader.config import Settings
@@ -64,7 +75,7 @@ class LiveLine:
 
     def __init__(self, stream: IO[str] | None = None) -> None:
         self.stream = stream or sys.stderr
-        self.live = self.stream.isatty()
+        self.live = bool(getattr(self.stream, "isatty", lambda: False)())  # a replaced stderr may have none
 
     def show(self, text: str) -> None:
         """Redraw the line (a terminal only)."""

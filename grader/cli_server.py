@@ -32,7 +32,7 @@ db_option = click.option("--db", type=click.Path(path_type=Path), required=True,
               help="local: grade on this machine; ray: each grading is a task on the Ray cluster at --address "
                    "(which must see --data at the same path).")
 @click.option("--address", metavar="HOST:PORT", help="Ray head address (with --executor ray).")
-@click.option("--sandbox", metavar="NAME", help="Sandbox backend (default: best available; see `grader sandboxes`).")
+@common.sandbox_option
 @click.option("--class-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="TOML: [deadlines], [late_penalty], [rate_limit], [release], [visibility] (docs/server.md).")
 @click.option("--data", type=click.Path(file_okay=False, path_type=Path),
@@ -101,15 +101,14 @@ def serve(roster: Path, db: Path, host: str, port: int, workers: int | None, exe
 
 def _cluster(executor: str, address: str | None, settings: Any) -> Any:
     """The connected Ray cluster for ``--executor ray``, else None."""
-    if executor != "ray":
+    head = common.ray_address(executor, address)
+    if head is None:
         if address:
             raise GraderError("--address is the Ray head's address: it goes with --executor ray")
         return None
-    if not address:
-        raise GraderError("--executor ray needs --address HOST:PORT (the head's address from `ray start --head`)")
     from grader.ray_executor import RayCluster
 
-    return RayCluster(address, settings).connect()
+    return RayCluster(head, settings).connect()
 
 
 def _startup_notes(service: Any, resumed: int, roster: Path, db: Path) -> None:

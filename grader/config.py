@@ -11,9 +11,14 @@ from typing import Any
 from grader.errors import GraderError
 
 
+def project_file(cwd: Path | None = None) -> Path:
+    """The pyproject.toml whose ``[tool.grader]`` configures grader: the working folder's (``cwd``'s)."""
+    return (cwd or Path.cwd()) / "pyproject.toml"
+
+
 def project_table(cwd: Path | None = None) -> dict[str, Any]:
-    """``[tool.grader]`` of ./pyproject.toml (``cwd``'s), or {} without one; a broken file says where."""
-    pyproject = (cwd or Path.cwd()) / "pyproject.toml"
+    """``[tool.grader]`` of :func:`project_file`, or {} without one; a broken file says where."""
+    pyproject = project_file(cwd)
     if not pyproject.is_file():
         return {}
     try:

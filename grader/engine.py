@@ -56,10 +56,14 @@ def set_concurrent_jobs(jobs: int) -> int:
     return previous
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity, where the platform says)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def job_threads(exercise: Exercise, settings: Settings) -> int:
     """A job's torch/OpenMP threads: the setting, lowered by the exercise and by the job's share of the cores."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    share = max(1, cores // _CONCURRENT_JOBS)
+    share = max(1, usable_cores() // _CONCURRENT_JOBS)
     return max(1, min(exercise.threads or settings.threads, settings.threads, share))
 
 

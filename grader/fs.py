@@ -21,7 +21,8 @@ PYCACHE = frozenset({"__pycache__"})
 def files_under(root: Path, skip: Collection[str] = SKIP_DIRS, suffixes: Collection[str] | None = None) -> list[Path]:
     """Every file below ``root``, sorted, without those under a folder named in ``skip`` (at any depth below
     ``root``; where ``root`` itself lives does not matter) and, given ``suffixes``, only those ending so."""
-    return sorted(p for p in root.rglob("*") if p.is_file() and not set(p.relative_to(root).parts) & set(skip)
+    skipped = frozenset(skip)
+    return sorted(p for p in root.rglob("*") if p.is_file() and skipped.isdisjoint(p.relative_to(root).parts)
                   and (suffixes is None or p.suffix in suffixes))
 
 

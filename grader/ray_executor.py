@@ -1,7 +1,7 @@
 """Grading on a Ray cluster: the same jobs, gradebook and output files as on one machine.
 
 Each job is one task (``num_cpus=1``; ``num_gpus=1`` for an exercise that needs a GPU, when the
-cluster has any) that grades with :func:`grader.batch.run_job_json`.  Jobs and outcomes cross as JSON
+cluster has any) that grades with :func:`grader.batch.run_job`.  Jobs and outcomes cross as JSON
 strings.  Workers must see the roster and the output folder at the same paths (one machine, or a
 shared filesystem) and have grader installed in the same environment.
 
@@ -15,20 +15,21 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from grader.batch import Job, Outcome, run_job_json, settings_dict, with_gpus
+from grader.batch import Job, Outcome, run_job, settings_dict, with_gpus
 from grader.config import Settings
 from grader.errors import GraderError
 from grader.gradebook import now
 
 #: times Ray runs a task again whose worker process or node died (never for an error the grading reported)
 RETRIES = 3
+#: CPUs each grading task asks Ray for; its job runs torch on that many threads
+TASK_CPUS = 1
 
 
 def _ray() -> Any:
@@ -42,14 +43,13 @@ def _ray() -> Any:
 def run_ray_task(payload: str) -> str:
     """One job inside a Ray worker: warm runners kept for the worker's later jobs, one thread per CPU asked."""
     from grader import warm
-    from grader.engine import set_concurrent_jobs
+    from grader.engine import set_concurrent_jobs, usable_cores
 
     data = json.loads(payload)
     if data["settings"].get("warm", True) and warm.active() is None:
         warm.install(1)  # lives as long as this Ray worker process; its server dies with it
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    set_concurrent_jobs(max(1, cores // max(1, int(data.get("cpus", 1)))))
-    outcome = Outcome(**json.loads(run_job_json(payload)))
+    set_concurrent_jobs(max(1, usable_cores() // TASK_CPUS))
+    outcome = run_job(data)
     import ray
 
     node = ray.get_runtime_context().get_node_id() or ""
@@ -80,11 +80,11 @@ class RayCluster:
         return self
 
     def submit(self, job: Job, out_root: Path, final: Path | None = None, keep: str | None = None) -> Any:
-        """Start grading ``job`` (see :func:`grader.batch.run_job_json` for ``final`` and ``keep``)."""
+        """Start grading ``job`` (see :func:`grader.batch.run_job` for ``final`` and ``keep``)."""
         job = with_gpus([job], self.gpus)[0]
         payload = json.dumps({"job": asdict(job), "settings": settings_dict(self.settings), "out_root": str(out_root),
-                              "final": str(final) if final else None, "keep": keep, "cpus": 1})
-        return self._task.options(num_cpus=1, num_gpus=job.gpus, max_retries=RETRIES,
+                              "final": str(final) if final else None, "keep": keep})
+        return self._task.options(num_cpus=TASK_CPUS, num_gpus=job.gpus, max_retries=RETRIES,
                                   name=f"grade {job.label}").remote(payload)
 
     def ready(self, refs: list[Any], timeout: float) -> list[Any]:
