@@ -30,7 +30,7 @@ from fixtures.class_roster import make_class  # noqa: E402
 
 def throughput(students: int, workers: int, sample: int, warm: bool) -> tuple[int, float]:
     from grader import api
-    from grader.batch_run import run_batch
+    from grader.batch.run import run_batch
     from grader.config import Settings
 
     with tempfile.TemporaryDirectory(prefix="grader-bench-") as tmp:
@@ -46,8 +46,8 @@ def throughput(students: int, workers: int, sample: int, warm: bool) -> tuple[in
 
 
 def report_time(students: int) -> tuple[float, float, int]:
-    from grader.class_report import class_data, render
     from grader.gradebook import Gradebook
+    from grader.reports.class_report import class_data, render
 
     with tempfile.TemporaryDirectory(prefix="grader-bench-") as tmp:
         out = Path(tmp) / "out"

@@ -74,7 +74,7 @@ def _start(root: Path, students: list[str], workers: int,
 
 def _student(url: str, token: str, exercise: str, bodies: list[bytes], budget: float,
              times: list[float], errors: list[str]) -> None:
-    from grader.client import Client, Credentials
+    from grader.client.http import Client, Credentials
 
     client = Client(Credentials(url, token))
     for body in bodies:

@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def variants(exercise: str) -> list[str]:
     """The reference and every kept wrong and right solution of ``exercise`` (the code students write)."""
-    from grader import api, discrimination
+    from grader import api
+    from grader.authoring import discrimination
 
     ex = api.load().exercises.get(exercise)
     folder = ROOT / "tests" / "curriculum" / exercise
@@ -42,7 +43,7 @@ def main() -> None:
     parser.add_argument("--copies", type=float, default=0.1, help="share of students who copy another's code")
     args = parser.parse_args()
     from grader import api
-    from grader.similarity import Submission, compare, stub_code, submission_code
+    from grader.batch.similarity import Submission, compare, stub_code, submission_code
 
     registries = api.load()
     stub = stub_code(registries, args.exercise)

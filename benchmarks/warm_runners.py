@@ -1,4 +1,4 @@
-"""Cold against warm trusted runners (grader.warm): wall time and CPU per job, on this machine, in one run.
+"""Cold against warm trusted runners (grader.checks.warm): wall time and CPU per job, on this machine, in one run.
 
     python benchmarks/warm_runners.py [--repeat 4] [--sandbox bwrap] [EXERCISE ...]
 
@@ -22,7 +22,8 @@ DEFAULT = ["sample-softmax", "self-attention", "positional-encodings"]
 
 
 def child(exercise: str, mode: str, repeat: int, sandbox: str | None) -> None:
-    from grader import api, warm
+    from grader import api
+    from grader.checks import warm
     from grader.config import Settings
 
     registries = api.load()

@@ -1,6 +1,9 @@
 """grader: a plugin-based grader for deep-learning exercises.
 
 Importing this package is cheap: torch and friends load only where an exercise needs them.
+
+Public import paths for plugins and check files: :data:`grader.hookimpl`, :mod:`grader.testing`,
+:mod:`grader.sandbox`, :mod:`grader.assets` and :mod:`grader.policies` (the layout is in docs/plugins.md).
 """
 
 from __future__ import annotations
@@ -17,14 +20,14 @@ hookimpl = pluggy.HookimplMarker("grader")
 
 
 #: in a notebook: ``grader.check("ID")``, ``grader.submit("ID")`` and ``%load_ext grader`` (see
-#: :mod:`grader.notebook_check`), loaded when first used, so importing grader stays cheap and nothing below
+#: :mod:`grader.client.notebook`), loaded when first used, so importing grader stays cheap and nothing below
 #: the package imports it back
 NOTEBOOK = ("check", "submit", "load_ipython_extension")
 
 
 def __getattr__(name: str) -> Any:
     if name in NOTEBOOK:
-        return getattr(importlib.import_module("grader.notebook_check"), name)
+        return getattr(importlib.import_module("grader.client.notebook"), name)
     raise AttributeError(f"module 'grader' has no attribute {name!r}")
 
 

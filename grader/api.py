@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from grader.config import Settings
-from grader.engine import grade as _grade
+from grader.engine.core import grade as _grade
 from grader.errors import GraderError
 from grader.fs import PYCACHE, files_under
 from grader.models import GradeResult

@@ -41,7 +41,7 @@ class Settings:
     :ivar work_dir: where per-job folders are made (default: the system temp dir)
     :ivar select: a pytest ``-k`` expression to grade a subset of checks (for check authors)
     :ivar warm: batches, the server and several submissions at once grade with warm runners (forks of a
-        runner that has imported pytest and torch, one per job; see :mod:`grader.warm`); false: every job
+        runner that has imported pytest and torch, one per job; see :mod:`grader.checks.warm`); false: every job
         starts its runner cold
     """
 

@@ -16,10 +16,10 @@ import pluggy
 
 if TYPE_CHECKING:
     from grader.assets import AssetConfig, AssetRegistry
-    from grader.exports import ExporterRegistry
     from grader.models import GradeResult
     from grader.policies import PolicyRegistry
     from grader.registry import CommandRegistry, ExerciseRegistry, ReporterRegistry, SandboxRegistry
+    from grader.reports.exports import ExporterRegistry
 
 hookspec = pluggy.HookspecMarker("grader")
 
@@ -119,7 +119,7 @@ def grader_register_commands(registry: CommandRegistry) -> None:
 def grader_register_exporters(registry: ExporterRegistry) -> None:
     """Add export formats for ``grader export DIR --format NAME`` with ``registry.add(exporter)``.
 
-    An exporter is a :class:`grader.exports.Exporter`: a ``name``, a one-line ``help``, a ``default`` path
+    An exporter is a :class:`grader.reports.exports.Exporter`: a ``name``, a one-line ``help``, a ``default`` path
     relative to DIR, and ``write(rows, base, dest) -> Path``, given the published grades (gradebook rows:
     student, exercise, final_score, max_score, result_dir, policy_note...), the gradebook's folder and where to
     write. A grader_error is never published, so it never reaches an export. Built in: gradescope, csv, junit.

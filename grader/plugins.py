@@ -11,9 +11,9 @@ import pluggy
 from grader import hookspecs
 from grader.assets import AssetRegistry
 from grader.errors import PluginError
-from grader.exports import ExporterRegistry
 from grader.policies import PolicyRegistry
 from grader.registry import ExerciseRegistry, ReporterRegistry, SandboxRegistry
+from grader.reports.exports import ExporterRegistry
 
 #: built-in plugins, registered exactly like third-party ones
 DEFAULT_PLUGINS = (

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import importlib.util
 import math
-import random
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from grader.remote import (  # re-exported for checks
+from grader.checks.details import JobFiles, current, record, seed_everything
+from grader.checks.details import begin_details as begin_details  # re-exported: tests of check helpers start a record
+from grader.sandbox.remote import (  # re-exported for checks
     BoundaryError,
     StudentCodeError,
     StudentError,
@@ -52,36 +53,12 @@ DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
     "float16": (2e-3, 2e-3),
 }
 
-_DETAILS: list[dict[str, Any]] = []
-
-
-def _current() -> dict[str, Any]:
-    if not _DETAILS:
-        _DETAILS.append({})
-    return _DETAILS[-1]
-
-
-def begin_details() -> dict[str, Any]:
-    """Start a fresh details record (the grader's pytest plugin calls this per check)."""
-    _DETAILS.clear()
-    _DETAILS.append({})
-    return _DETAILS[-1]
-
-
-def record(key: str, value: Any) -> None:
-    """Attach JSON-able structured data to the current check (shown in results.json and the report).
-
-    A list of numbers under ``series/<name>`` is drawn as a curve in the HTML report.
-    """
-    _current()[key] = value
-
-
 def curve(name: str, values: Any, *, reference: Any = None, target: float | None = None,
           target_label: str = "target", y_label: str = "loss") -> None:
     """Record a training curve (one number per step) to draw in the report, over the reference's curve when
     given (the ``reference_curve`` fixture) and with the target as a line.  Drawn for public and message-only
-    checks, never hidden ones; at most :data:`grader.pictures.MAX_POINTS` points are kept."""
-    from grader.pictures import curve_record
+    checks, never hidden ones; at most :data:`grader.checks.pictures.MAX_POINTS` points are kept."""
+    from grader.checks.pictures import curve_record
 
     record(f"curve/{name}", curve_record(values, reference, target, target_label, y_label))
 
@@ -89,7 +66,7 @@ def curve(name: str, values: Any, *, reference: Any = None, target: float | None
 def confusion(name: str, labels: Any, predicted: Any, classes: Any = None) -> None:
     """Record a confusion matrix (rows: the true class, columns: the predicted one) to draw in the report, for
     public and message-only checks; ``classes`` names the class indices."""
-    from grader.pictures import confusion_record
+    from grader.checks.pictures import confusion_record
 
     record(f"confusion/{name}", confusion_record(list(labels), list(predicted), classes))
 
@@ -111,17 +88,6 @@ def load_module(path: Path, name: str, *, optional: bool = False) -> ModuleType 
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy (if imported) and torch (if imported) in the trusted process."""
-    import sys
-
-    random.seed(seed)
-    if "numpy" in sys.modules:
-        sys.modules["numpy"].random.seed(seed % 2**32)
-    if "torch" in sys.modules:
-        sys.modules["torch"].manual_seed(seed)
 
 
 def expect_type(value: Any, expected: type | tuple[type, ...], what: str) -> None:
@@ -229,7 +195,7 @@ def _compare(actual: Any, expected: Any, rtol: float, atol: float, name: str, ch
     import torch
 
     entry: dict[str, Any] = {"name": name}
-    tensors = _current().setdefault("tensors", [])
+    tensors = current().setdefault("tensors", [])
     tensors.append(entry)
     if not isinstance(actual, torch.Tensor):
         entry["problem"] = f"not a tensor ({type(actual).__name__})"
@@ -332,46 +298,3 @@ def _values_compared(actual: Any, expected: Any) -> bool:
     import torch
 
     return isinstance(actual, torch.Tensor) and tuple(actual.shape) == tuple(expected.shape)
-
-
-class JobFiles:
-    """The ``job_files`` fixture: files a check hands to the student's code, and a folder both sides write.
-
-    ``in/`` is read-only inside the sandbox, so a submission cannot change the data it is graded on;
-    ``shared/`` is writable by both (a Unix socket the student's server listens on, files the student's
-    code writes for the check to read).  Paths given to student code are the paths *it* sees.
-    """
-
-    def __init__(self, root: Path, mount: str | None) -> None:
-        self.root = root
-        self._mount = mount  # where the sandbox shows ``root``; None: at its host path
-
-    @property
-    def isolated(self) -> bool:
-        """Whether the sandbox enforces ``in/`` as read-only (the weak ``process`` backend cannot)."""
-        return self._mount is not None
-
-    def _inside(self, host: Path) -> str:
-        if self._mount is None:
-            return str(host)
-        return str(PurePosixPath(self._mount) / host.relative_to(self.root).as_posix())
-
-    def write(self, relpath: str, data: bytes | str, encoding: str = "utf-8") -> str:
-        """Write ``data`` to ``in/<relpath>`` and return the path the student's code reads it at."""
-        rel = PurePosixPath(relpath)
-        if rel.is_absolute() or ".." in rel.parts or not rel.parts:
-            raise ValueError(f"job_files.write needs a relative path inside the folder, got {relpath!r}")
-        host = self.root / "in" / rel
-        host.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-        host.write_bytes(data.encode(encoding) if isinstance(data, str) else data)
-        host.chmod(0o644)
-        return self._inside(host)
-
-    def path(self, relpath: str = "") -> str:
-        """The student-side path of ``in/<relpath>`` (a folder written with :meth:`write`, say)."""
-        return self._inside(self.root / "in" / relpath) if relpath else self._inside(self.root / "in")
-
-    def shared_dir(self) -> tuple[Path, str]:
-        """``(host path, student-side path)`` of the folder both sides may write."""
-        host = self.root / "shared"
-        return host, self._inside(host)

@@ -4,8 +4,8 @@ what ``grader new-exercise`` starts from.  The roadmap's exercises are a course 
 from __future__ import annotations
 
 from grader import hookimpl
+from grader.authoring.scaffold import SAMPLE
 from grader.registry import ExerciseRegistry
-from grader.scaffold import SAMPLE
 
 #: below every course, so a course may bring its own copy
 RANK = -10

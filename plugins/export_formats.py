@@ -1,9 +1,9 @@
-"""The export formats grader ships: gradescope, csv and junit (see :mod:`grader.exports`)."""
+"""The export formats grader ships: gradescope, csv and junit (see :mod:`grader.reports.exports`)."""
 
 from __future__ import annotations
 
 from grader import hookimpl
-from grader.exports import BUILTIN, ExporterRegistry
+from grader.reports.exports import BUILTIN, ExporterRegistry
 
 
 @hookimpl

@@ -8,8 +8,8 @@ from typing import Any
 from grader import hookimpl
 from grader.models import GradeResult, Visibility
 from grader.registry import ReporterRegistry
-from grader.results import jsonable
-from grader.templating import render
+from grader.reports.results import jsonable
+from grader.reports.templating import render
 
 #: viridis at nine stops: perceptually even, and its lightness rises monotonically, so it survives greyscale
 _VIRIDIS = ((68, 1, 84), (71, 44, 122), (59, 81, 139), (44, 113, 142), (33, 144, 141), (39, 173, 129),
@@ -124,7 +124,7 @@ def _pictures(details: dict[str, Any], public: bool, budget: dict[str, int]) -> 
     for key, value in details.items():
         kind, _, name = key.partition("/")
         if kind == "series" and public and isinstance(value, list):  # a bare list of numbers, public only
-            from grader.pictures import curve_record
+            from grader.checks.pictures import curve_record
 
             kind, value = "curve", curve_record(value)
         if kind == "curve" and isinstance(value, dict) and budget["curves"] > 0:

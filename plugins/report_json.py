@@ -8,7 +8,7 @@ from pathlib import Path
 from grader import hookimpl
 from grader.models import GradeResult
 from grader.registry import ReporterRegistry
-from grader.results import to_results_json
+from grader.reports.results import to_results_json
 
 
 class JsonReporter:

@@ -16,7 +16,6 @@ import subprocess
 from pathlib import Path
 
 from grader import hookimpl
-from grader.gpus import Passthrough
 from grader.sandbox import (
     JOB_FILES,
     Isolation,
@@ -30,6 +29,7 @@ from grader.sandbox import (
     secrets_under,
     worker_env,
 )
+from grader.sandbox.gpus import Passthrough
 
 SUBMISSION = "/submission"
 SCRATCH = "/scratch"
@@ -93,7 +93,7 @@ class BwrapSandbox(SandboxBase):
     def available(self) -> tuple[bool, str]:
         return _probe()
 
-    supports_gpu = True  # leased GPUs' device nodes are bound in (grader.gpus.passthrough)
+    supports_gpu = True  # leased GPUs' device nodes are bound in (grader.sandbox.gpus.passthrough)
 
     def start(self, spec: WorkerSpec) -> ProcessWorker:
         ok, why = self.available()

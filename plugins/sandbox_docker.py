@@ -4,7 +4,7 @@ Every container runs with no network, memory = memory+swap limit, a pids limit, 
 matching thread counts), a read-only root with bounded tmpfs for /tmp and /scratch, all capabilities
 dropped, ``no-new-privileges``, an unprivileged user and the submission mounted read-only.  Nothing of
 the grader, the exercises or the references is mounted.  GPUs are requested with device requests
-when a job asks for them and the host has them, after a lease (:mod:`grader.gpus`) so parallel jobs
+when a job asks for them and the host has them, after a lease (:mod:`grader.sandbox.gpus`) so parallel jobs
 wait rather than oversubscribe.
 
 Two kinds of image work:
@@ -30,7 +30,6 @@ from typing import Any, cast
 import click
 
 from grader import hookimpl
-from grader.gpus import GpuLease, NoGPU, acquire
 from grader.sandbox import (
     JOB_FILES,
     ExitInfo,
@@ -42,13 +41,14 @@ from grader.sandbox import (
     secrets_under,
     worker_env,
 )
+from grader.sandbox.gpus import GpuLease, NoGPU, acquire
 
 IMAGE_ENV = "GRADER_DOCKER_IMAGE"
 DEFAULT_IMAGE = "grader-worker:latest"
 SUBMISSION = "/submission"
 SCRATCH = "/scratch"
 WORKER = "/opt/grader-worker"
-LABEL = "grader.worker"
+LABEL = "grader.sandbox.worker"
 STALE_AFTER_S = 6 * 3600
 
 
@@ -360,7 +360,7 @@ def image() -> None:
 @click.option("--tag", help="Image tag (default grader-worker:latest, or grader-worker:cuda).")
 def image_build(cuda: bool, tag: str | None) -> None:
     """Build the worker image from the packaged Dockerfile."""
-    from grader.images import build_image
+    from grader.sandbox.images import build_image
 
     tag = tag or ("grader-worker:cuda" if cuda else "grader-worker:latest")
     click.echo(f"building {tag} (this pulls a base image and installs torch: minutes)...")
@@ -371,7 +371,7 @@ def image_build(cuda: bool, tag: str | None) -> None:
 @click.option("--tag", default="grader-worker:latest", show_default=True)
 def image_skeleton(tag: str) -> None:
     """Import a registry-free skeleton image that runs the host's own Python read-only."""
-    from grader.images import build_skeleton
+    from grader.sandbox.images import build_skeleton
 
     click.echo(f"imported {tag}: {build_skeleton(_client(), tag)}")
 

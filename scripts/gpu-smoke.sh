@@ -65,7 +65,7 @@ say "sandboxes here"
 "$DIR/venv/bin/grader" sandboxes
 SANDBOX=$("$VPY" - <<'EOF'
 from grader import api
-from grader.engine import SandboxUnavailable, choose_sandbox
+from grader.engine.core import SandboxUnavailable, choose_sandbox
 try:
     print(choose_sandbox(api.load(), None).name)
 except SandboxUnavailable:

@@ -64,7 +64,7 @@ def docker_image():
     import os
 
     from grader.builtin.sandbox_docker import IMAGE_ENV, _client
-    from grader.images import build_skeleton
+    from grader.sandbox.images import build_skeleton
 
     host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     if host.startswith("unix://") and not Path(host.removeprefix("unix://")).exists():
@@ -144,9 +144,9 @@ def pytest_terminal_summary(terminalreporter):
 
 @pytest.fixture(scope="module")
 def warm_runners():
-    """The module's jobs run on warm runners (grader.warm), as batches and the server do: one fork server per
+    """The module's jobs run on warm runners (grader.checks.warm), as batches and the server do: one fork server per
     pytest process (each xdist worker has its own), shared by the module's gradings."""
-    from grader import warm
+    from grader.checks import warm
 
     with warm.pool(1) as pool:
         yield pool

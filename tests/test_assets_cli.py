@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from grader import cli
 from grader.assets import Asset, AssetConfig, AssetRegistry
-from grader.cli_common import CliState
+from grader.cli.common import CliState
 
 
 def _build_words(ctx) -> None:

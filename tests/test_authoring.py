@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from grader import discrimination, exercise_spec
+from grader import exercise_spec
+from grader.authoring import discrimination
 from grader.cli import main
 from grader.errors import PluginError
 from grader.registry import ExerciseRegistry

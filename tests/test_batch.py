@@ -49,7 +49,7 @@ def _wait_for_orphans(marker: str, timeout: float = 90.0) -> None:
                 cmd = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
             except OSError:
                 continue
-            if marker in cmd and "grader.runner" in cmd:
+            if marker in cmd and "grader.checks.runner" in cmd:
                 alive.append(pid)
         if not alive:
             return

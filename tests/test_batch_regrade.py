@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from grader import cli, hookimpl
-from grader.batch_run import run_batch
-from grader.cli_common import CliState
+from grader.batch.run import run_batch
+from grader.cli.common import CliState
 from grader.gradebook import Gradebook
 from grader.plugins import Registries, make_plugin_manager
 

@@ -9,11 +9,11 @@ import pytest
 from click.testing import CliRunner
 
 from grader import api, cli
-from grader.batch_run import run_batch
-from grader.cli_common import CliState
+from grader.batch.roster import discover, extract_class_archive
+from grader.batch.run import run_batch
+from grader.cli.common import CliState
 from grader.errors import GraderError
 from grader.gradebook import Gradebook
-from grader.roster import discover, extract_class_archive
 
 ADD = "def answer():\n    return 'x'\n\ndef add(a, b):\n    return a + b\n"
 
@@ -83,14 +83,14 @@ def test_batch_roster_a_grader_failure_is_recorded_retried_and_never_a_score(reg
             raise RuntimeError("disk on fire")
         return real(registries, exercise_id, submission, *args, **kwargs)
 
-    monkeypatch.setattr("grader.batch.api.grade", flaky)
+    monkeypatch.setattr("grader.batch.jobs.api.grade", flaky)
     out = tmp_path / "out"
     first = run_batch(registries, roster, out, settings, workers=2)
     assert (first.graded, first.failed) == (2, 1)
     with Gradebook.open(out) as gb:
         assert sorted(r["student"] for r in gb.grades()) == ["ann", "cat"]
         assert "disk on fire" in gb.runs(state="failed")[0]["error"]
-    monkeypatch.setattr("grader.batch.api.grade", real)
+    monkeypatch.setattr("grader.batch.jobs.api.grade", real)
     second = run_batch(registries, roster, out, settings)
     assert (second.graded, second.skipped, second.failed) == (1, 2, 0)
 

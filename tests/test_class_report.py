@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.class_report import histogram, write_class_report
+from grader.reports.class_report import histogram, write_class_report
 
 _spec = importlib.util.spec_from_file_location(
     "make_class", Path(__file__).parent / "fixtures" / "class_roster" / "make_class.py")

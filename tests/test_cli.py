@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from fixtures.bad_inputs import write_zip  # tests/ is on sys.path under pytest
 
 from grader import cli
-from grader.cli_common import CliState
+from grader.cli.common import CliState
 
 
 @pytest.fixture
@@ -159,7 +159,7 @@ def test_cli_failing_check_gives_its_advice_once(run, tmp_path):
 def test_live_line_redraws_on_a_terminal_and_prints_whole_lines_in_a_log():
     import io
 
-    from grader.cli_common import LiveLine
+    from grader.cli.common import LiveLine
 
     class Terminal(io.StringIO):
         def isatty(self) -> bool:

@@ -18,9 +18,9 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from grader import client as client_mod
-from grader.cli_client import COMMANDS
-from grader.client import AuthError, Client, Credentials, load_credentials, pack, save_credentials
+from grader.cli.client import COMMANDS
+from grader.client import http as client_mod
+from grader.client.http import AuthError, Client, Credentials, load_credentials, pack, save_credentials
 from grader.errors import GraderError
 
 TOKEN = "tok-S3CRET-4242-do-not-print"

@@ -1,7 +1,7 @@
 """The curriculum self-test: reference 100 %, untouched stub 0 %, every wrong solution loses what it names,
 every right solution (correct code written another way) keeps full marks.
 
-Wrong solutions are graded only on the checks their ``loses`` names (see :mod:`grader.discrimination`);
+Wrong solutions are graded only on the checks their ``loses`` names (see :mod:`grader.authoring.discrimination`);
 the time each exercise takes is printed at the end of the run (also under pytest-xdist, which
 scripts/test.sh uses for this file: every grading is a process of its own, so two cores grade two).
 """
@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from grader import api, discrimination
+from grader import api
+from grader.authoring import discrimination
 from grader.config import Settings
 from grader.paths import exercises_root
 

@@ -51,7 +51,7 @@ def test_docker_container_is_locked_down(docker_sandbox, tmp_path):
         mounts = {m["Destination"]: m for m in worker.container.attrs["Mounts"]}
         assert mounts["/submission"]["RW"] is False
         assert all(not m["Source"].startswith(str(secret)) for m in mounts.values() if m.get("Source"))
-        assert config["Labels"]["grader.worker.job"].startswith("t")
+        assert config["Labels"]["grader.sandbox.worker.job"].startswith("t")
     finally:
         worker.kill()
     from docker.errors import NotFound

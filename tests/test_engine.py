@@ -9,7 +9,7 @@ import pytest
 
 from grader import api
 from grader.config import Settings
-from grader.results import to_results_json
+from grader.reports.results import to_results_json
 
 
 def _statuses(result):
@@ -129,7 +129,7 @@ def test_engine_check_without_hidden_folder_still_counts_hidden_points(registrie
     pack = tmp_path / "pack"
     shutil.copytree(exercise.checks_dir / "public", pack / "checks" / "public")
     stripped = dataclasses.replace(exercise, checks_dir=pack / "checks")
-    from grader.engine import grade
+    from grader.engine.core import grade
 
     sub = tmp_path / "s.py"
     sub.write_text(good_sample)
@@ -139,7 +139,7 @@ def test_engine_check_without_hidden_folder_still_counts_hidden_points(registrie
 
 def test_engine_sandbox_that_cannot_start_is_a_grader_error(registries, tmp_path, good_sample, monkeypatch):
     """A backend failure is the grader's problem: grader_error with the reason, no points lost."""
-    from grader.engine import grade
+    from grader.engine.core import grade
     from grader.plugins import Registries, make_plugin_manager
 
     (tmp_path / "broken_sandbox.py").write_text(
@@ -167,7 +167,7 @@ def test_engine_grader_error_output_never_shows_hidden_check_text(registries, se
     import shutil
 
     from grader.builtin.report_html import HtmlReporter
-    from grader.engine import grade
+    from grader.engine.core import grade
     from grader.registry import load_exercise
 
     sample = registries.exercises.get("sample-add")
@@ -198,9 +198,10 @@ def test_an_exercise_may_lower_the_workers_threads_never_raise_them(tmp_path, mo
     jobs side by side (a batch's or the server's workers) share the cores. The trusted side keeps to it too."""
     import contextlib
 
-    from grader import api, engine
-    from grader import warm as warm_runners
+    from grader import api
+    from grader.checks import warm as warm_runners
     from grader.config import Settings
+    from grader.engine import core as engine
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
     ex = tmp_path / "exercises" / "threads-x"

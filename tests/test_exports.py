@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from grader.errors import GraderError
-from grader.exports import export
 from grader.gradebook import Gradebook, Run
+from grader.reports.exports import export
 
 _spec = importlib.util.spec_from_file_location(
     "make_class", Path(__file__).parent / "fixtures" / "class_roster" / "make_class.py")

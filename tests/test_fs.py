@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from grader.batch import BatchLock
+from grader.batch.jobs import BatchLock
 from grader.errors import GraderError
 from grader.fs import Lock
 

@@ -9,8 +9,8 @@ import time
 import pytest
 
 from grader.config import Settings
-from grader.engine import place
-from grader.gpus import NoGPU, acquire, detect_gpus
+from grader.engine.core import place
+from grader.sandbox.gpus import NoGPU, acquire, detect_gpus
 
 
 @pytest.fixture
@@ -80,7 +80,7 @@ def test_gpus_placement_falls_back_or_refuses_never_silently(fake_gpus, registri
 
 
 def test_gpus_required_exercise_without_gpu_is_not_graded(fake_gpus, registries, tmp_path, good_sample):
-    from grader.engine import grade
+    from grader.engine.core import grade
 
     fake_gpus("")
     exercise = dataclasses.replace(registries.exercises.get("sample-add"), device="gpu")
@@ -95,7 +95,7 @@ def test_gpus_required_exercise_without_gpu_is_not_graded(fake_gpus, registries,
 @pytest.fixture
 def fake_devices(monkeypatch, tmp_path, fake_gpus):
     """Stand-ins for a two-GPU host's device nodes (regular files: bwrap binds them the same way)."""
-    from grader import gpus
+    from grader.sandbox import gpus
 
     dev = tmp_path / "dev"
     dev.mkdir()
@@ -107,7 +107,7 @@ def fake_devices(monkeypatch, tmp_path, fake_gpus):
 
 
 def test_gpus_passthrough_names_the_leased_gpu_and_the_control_nodes_only(fake_devices):
-    from grader.gpus import GpuLease, passthrough
+    from grader.sandbox.gpus import GpuLease, passthrough
 
     gpu = passthrough(GpuLease(["1"]))
     assert [inside for _, inside in gpu.nodes] == ["/dev/nvidia1", "/dev/nvidiactl", "/dev/nvidia-uvm"]
@@ -153,8 +153,8 @@ def test_gpus_a_bwrap_worker_sees_its_gpu_and_no_other(fake_devices, tmp_path):
     from conftest import skip_unless_required
 
     from grader.builtin import sandbox_bwrap
-    from grader.gpus import acquire, passthrough
     from grader.sandbox import WorkerSpec
+    from grader.sandbox.gpus import acquire, passthrough
 
     if not sandbox_bwrap.BwrapSandbox().available()[0]:
         skip_unless_required("BWRAP", "bubblewrap cannot run here")

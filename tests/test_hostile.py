@@ -16,7 +16,8 @@ import pytest
 from conftest import skip_unless_required
 from fixtures.bad_inputs import MALFORMED_ZIPS, NOT_NOTEBOOKS, write_zip  # tests/ is on sys.path under pytest
 
-from grader import api, warm
+from grader import api
+from grader.checks import warm
 from grader.config import Settings
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -24,7 +25,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 SECRET = "7f3a-REFERENCE-SECRET-91c2"
 REFERENCE = FIXTURES / "hostile_target" / "reference" / "solution.py"
 BACKENDS = ["bwrap", "process", pytest.param("docker", marks=pytest.mark.docker)]
-# the trusted runner started cold, or forked from a warm one (grader.warm: batches and the server use it)
+# the trusted runner started cold, or forked from a warm one (grader.checks.warm: batches and the server use it)
 # (each grading is a job of its own, so scripts/test.sh grades these runs on parallel workers; each worker
 # imports the same skeleton image under the same tag, which is harmless)
 RUNS = [pytest.param("bwrap", "cold", marks=pytest.mark.parallel),
@@ -440,7 +441,7 @@ def test_hostile_malformed_input_is_the_students_error_never_a_crash(registries,
 
 @pytest.mark.parallel
 def test_hostile_malformed_zips_in_a_batch_are_graded_once_as_errors(registries, tmp_path):
-    from grader.batch_run import run_batch
+    from grader.batch.run import run_batch
 
     roster = tmp_path / "roster"
     for kind in MALFORMED_ZIPS:
@@ -457,7 +458,7 @@ def test_hostile_roster_names_that_collide_are_refused_before_grading(registries
     from click.testing import CliRunner
 
     from grader import cli
-    from grader.cli_common import CliState
+    from grader.cli.common import CliState
 
     monkeypatch.setenv("GRADER_WORK_DIR", str(tmp_path / "jobs"))
     for student in ("ann b", "ann_b", "ann?b"):

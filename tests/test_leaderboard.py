@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from grader import leaderboard
-from grader.class_report import write_class_report
 from grader.cli import main
 from grader.gradebook import Gradebook, Run
 from grader.models import CheckResult, Exercise, GradeResult, Status, Visibility
 from grader.registry import ExerciseRegistry
-from grader.results import to_results_json
+from grader.reports import leaderboard
+from grader.reports.class_report import write_class_report
+from grader.reports.results import to_results_json
 
 BOARD = '\n[[leaderboard]]\nname = "max error"\ncheck = "test_softmax_matches_torch"\nvalue = "err.max"\n'
 

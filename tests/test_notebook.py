@@ -7,8 +7,8 @@ import json
 import pytest
 from fixtures.bad_inputs import NOT_NOTEBOOKS  # tests/ is on sys.path under pytest
 
-from grader.notebook import applies, to_source
-from grader.submission import stage
+from grader.engine.notebook import applies, to_source
+from grader.engine.submission import stage
 
 
 def _nb(*cells: str, markdown: str = "# notes") -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.notebook_check import _comment_grader_lines
+from grader.client.notebook import _comment_grader_lines
 
 SOFTMAX = '''import torch
 

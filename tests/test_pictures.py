@@ -6,7 +6,7 @@ import random
 
 import torch
 
-from grader.pictures import ReferenceCurves, tree_digest
+from grader.checks.pictures import ReferenceCurves, tree_digest
 
 
 def _curves(tmp_path, is_reference=False, identity=None):
@@ -98,7 +98,7 @@ def test_the_report_draws_the_reference_curve_kept_by_the_reference_folders_own_
     import shutil
 
     from grader.builtin.report_html import HtmlReporter
-    from grader.engine import grade
+    from grader.engine.core import grade
 
     sample = registries.exercises.get("sample-add")
     checks = tmp_path / "checks"

@@ -103,8 +103,8 @@ def test_hook_grader_register_exporters(tmp_path):
     from fixtures.class_roster import make_class
 
     from grader import cli
-    from grader.cli_common import CliState
-    from grader.exports import Exporter
+    from grader.cli.common import CliState
+    from grader.reports.exports import Exporter
 
     def write_tsv(rows, base, dest):
         dest.parent.mkdir(parents=True, exist_ok=True)

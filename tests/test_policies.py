@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from grader import hookimpl
-from grader.batch_run import run_batch
+from grader.batch.run import run_batch
 from grader.builtin.policy_late import LatePenalty
 from grader.builtin.policy_rate_limit import RateLimit
 from grader.errors import GraderError

@@ -93,7 +93,7 @@ def grading_under(pid: int) -> bool:
         return False
     for proc in tree:
         with contextlib.suppress(psutil.Error):
-            if any("grader.warm" in part or "grader.runner" in part for part in proc.cmdline()):
+            if any("grader.checks.warm" in part or "grader.checks.runner" in part for part in proc.cmdline()):
                 return True
     return False
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from grader.builtin.report_html import MAX_CONFUSIONS, MAX_CURVES, HtmlReporter
+from grader.checks.pictures import MAX_POINTS, confusion_record, curve_record, downsample
 from grader.models import CheckResult, Exercise, GradeResult, Status, Visibility
-from grader.pictures import MAX_POINTS, confusion_record, curve_record, downsample
 from grader.testing import assert_tensor_close, begin_details, confusion, curve
 
 

@@ -434,7 +434,7 @@ def _runners(marker: str) -> list[int]:
             cwd = os.readlink(f"/proc/{pid}/cwd")
         except OSError:
             continue
-        if "grader.runner" in cmd and marker in cmd + cwd:
+        if "grader.checks.runner" in cmd and marker in cmd + cwd:
             pids.append(int(pid))
     return pids
 

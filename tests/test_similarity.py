@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from grader import cli
-from grader.cli_common import CliState
+from grader.batch.similarity import Submission, compare
+from grader.cli.common import CliState
 from grader.gradebook import Gradebook, Run, now
-from grader.similarity import Submission, compare
 
 STUB = (Path(__file__).resolve().parent.parent / "exercises" / "self-attention" / "stub" / "solution.py").read_text()
 
@@ -184,7 +184,7 @@ def test_similarity_shares_are_copydetects_own():
     """The fast pairwise shares equal copydetect.compare_files on the same fingerprints (the library as oracle)."""
     from copydetect import compare_files
 
-    from grader.similarity import _boilerplate, _fingerprint
+    from grader.batch.similarity import _boilerplate, _fingerprint
 
     codes = {"alice": STUB + MATMUL, "bob": STUB + RENAMED, "carol": MATMUL + EINSUM, "dave": EINSUM}
     pairs = {(p.a, p.b): p for p in compare("x", _subs(**codes), stub_code=STUB, threshold=0.0)}

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from grader.authoring.student_pack import build_pack
 from grader.errors import GraderError
-from grader.student_pack import build_pack
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SAMPLE = FIXTURES / "sample_plugin" / "grader_sample_exercise"
@@ -140,7 +140,7 @@ def _copied(tmp_path: Path, ex_id: str):
 
 
 def _leaks(tmp_path: Path, exercises) -> list[str]:
-    from grader.student_pack import _copy_public, find_leaks
+    from grader.authoring.student_pack import _copy_public, find_leaks
 
     pack = tmp_path / "pack"
     for ex in exercises:

@@ -5,7 +5,7 @@ import os
 import pytest
 from fixtures.bad_inputs import MALFORMED_ZIPS, write_zip  # tests/ is on sys.path under pytest
 
-from grader.submission import MAX_FILE_BYTES, result_names, stage
+from grader.engine.submission import MAX_FILE_BYTES, result_names, stage
 
 
 def test_submission_single_file_becomes_solution(tmp_path):

@@ -1,4 +1,4 @@
-"""Warm runners (grader.warm): forks of a runner that imported pytest and torch, one per job.
+"""Warm runners (grader.checks.warm): forks of a runner that imported pytest and torch, one per job.
 
 The cross-job isolation of the sandboxed side is proved in test_hostile.py (a job plants, the next looks);
 here: same results as cold, forks that run torch on threads, and the pool's own failures costing nothing.
@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from grader import api, warm
+from grader import api
+from grader.checks import warm
 from grader.config import Settings
 from grader.paths import PACKAGE_DIR
 
@@ -47,7 +48,7 @@ def test_a_fork_after_the_preloads_runs_torch_on_several_threads(tmp_path):
     """The fork server imports torch but runs nothing, so a forked child's thread pools start clean."""
     script = textwrap.dedent("""
         import os, sys, time
-        from grader import warm
+        from grader.checks import warm
         warm.preload()
         pid = os.fork()
         if pid == 0:

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from grader import wire
+from grader.sandbox import wire
 
 
 @pytest.mark.parametrize(

@@ -21,10 +21,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from grader import __version__
 from grader.paths import templates_root
-from grader.results import jsonable
+from grader.reports.results import jsonable
+from grader.reports.templating import render
 from grader.server.service import INCOMING, Identity, Refusal, Service
 from grader.server.views import checks_json, leaderboards, read_document, shape
-from grader.templating import render
 
 #: an upload announced as larger than the limit is still read (and dropped) up to this many bytes, so the
 #: client gets the 413 answer instead of a reset connection; beyond it the connection is simply closed

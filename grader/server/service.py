@@ -23,16 +23,16 @@ from pathlib import Path
 from typing import Any
 
 from grader import policies as pol
-from grader import warm
-from grader.archives import ArchiveError, ArchiveLimits, safe_extract
-from grader.batch import clear_staging, grade_job, make_job, run_record
+from grader.batch.jobs import clear_staging, grade_job, make_job, run_record
+from grader.batch.roster import content_hash, safe_name
+from grader.checks import warm
 from grader.config import Settings
+from grader.engine.archives import ArchiveError, ArchiveLimits, safe_extract
+from grader.engine.submission import MAX_FILE_BYTES, MAX_FILES, MAX_TOTAL_BYTES
 from grader.errors import GraderError, UnknownName
 from grader.plugins import Registries
-from grader.roster import content_hash, safe_name
 from grader.server.store import MAX_CLAIMS, ServerStore
 from grader.server.views import Release, write_document
-from grader.submission import MAX_FILE_BYTES, MAX_FILES, MAX_TOTAL_BYTES
 
 log = logging.getLogger("grader.server")
 
@@ -117,7 +117,7 @@ class Service:
     _threads: list[threading.Thread] = field(default_factory=list)
     _roster_stamp: tuple[float, int] = (0.0, 0)
     _runners: warm.RunnerPool | None = None
-    #: a :class:`grader.ray_executor.RayCluster` (connected): gradings run as its tasks instead of here
+    #: a :class:`grader.batch.ray_executor.RayCluster` (connected): gradings run as its tasks instead of here
     cluster: Any = None
 
     def __post_init__(self) -> None:
@@ -192,7 +192,7 @@ class Service:
                 raise Refusal(422, f"the archive was refused: {str(exc).replace(upload.name, name)}") from None
 
     def _check_notebook(self, upload: Path, name: str) -> None:
-        from grader.notebook import NotebookError, to_source
+        from grader.engine.notebook import NotebookError, to_source
 
         try:
             to_source(upload)
@@ -228,7 +228,7 @@ class Service:
     def start_workers(self, count: int) -> int:
         """Start ``count`` grading threads, after :meth:`recover`; returns how many gradings were resumed."""
         resumed = self.recover()
-        from grader.engine import set_concurrent_jobs
+        from grader.engine.core import set_concurrent_jobs
 
         if self.cluster is None:
             set_concurrent_jobs(count)  # each job's threads: its share of the cores
@@ -258,7 +258,7 @@ class Service:
             thread.join(timeout)
         warm.uninstall(self._runners)
         self._runners = None
-        from grader.engine import set_concurrent_jobs
+        from grader.engine.core import set_concurrent_jobs
 
         set_concurrent_jobs(1)
 

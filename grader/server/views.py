@@ -120,7 +120,7 @@ def leaderboards(service: Any, me: str | None, exercise: str | None = None) -> l
     import hmac
     from collections import defaultdict
 
-    from grader import leaderboard
+    from grader.reports import leaderboard
 
     key = hmac.new(service.secret, b"leaderboard pseudonyms", hashlib.sha256).hexdigest()
     attempts: dict[str, list[Any]] = defaultdict(list)
@@ -144,7 +144,7 @@ def leaderboards(service: Any, me: str | None, exercise: str | None = None) -> l
 @functools.lru_cache(maxsize=65536)
 def _board(result_dir: str, exercise: Exercise) -> list[dict[str, Any]]:
     """A graded submission's leaderboard array (its document never changes once written)."""
-    from grader import leaderboard
+    from grader.reports import leaderboard
 
     try:
         return leaderboard.entries(exercise, read_document(Path(result_dir), exercise).checks)

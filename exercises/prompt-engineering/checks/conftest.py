@@ -82,7 +82,7 @@ def classifier(student: Any, model_dir: str) -> Any:
     has no session-scoped student objects or release yet: so one classifier serves every check, reached
     through the current check's ``student`` proxy (and its time budget).
     """
-    from grader.remote import RemoteObject
+    from grader.sandbox.remote import RemoteObject
 
     if model_dir not in _SHARED:
         _SHARED[model_dir] = student.new("PromptClassifier", model_dir)

@@ -118,7 +118,7 @@ def shared_object(student: Any, key: str, make: Any) -> Any:
     Indexing the corpus is the expensive part of two hidden checks; the core has no session-scoped student
     objects yet, so the handle is re-bound to each check's ``student`` proxy (and its time budget) here.
     """
-    from grader.remote import RemoteObject
+    from grader.sandbox.remote import RemoteObject
 
     if key not in _SHARED:
         _SHARED[key] = make()

@@ -1,0 +1,347 @@
+"""Warm trusted runners: a fork server that has imported python, pytest and torch once.
+
+A cold job starts ``python -m grader.checks.runner`` and pays for importing pytest, torch and grader (about 3 s
+of CPU on these machines, 4.5 s with transformers) before its first check runs. A :class:`RunnerPool`
+keeps fork servers (``python -m grader.checks.warm``) that import all of that once and then fork one fresh
+runner per job. The fork server never runs a check or any torch operation itself, so no intra-op or
+OpenMP thread pool exists at the fork; the runner it forks is the same trusted process a cold job
+starts (it only talks to student code through its sandboxed worker, started per job as before), runs
+one job, and exits: nothing of one job is left in the process the next one forks from.
+
+Each child gets the requester's environment and working folder, a new session (the grader kills its
+process group on a timeout, as for a cold runner) and ``PR_SET_PDEATHSIG``, so it dies with its fork
+server, which dies with the grader. A server whose start environment differs from a request's is
+replaced, since some libraries read their environment at import (``HF_HUB_OFFLINE``). Anything wrong
+with the pool itself (a server that will not start or dies) falls back to a cold runner: the pool may
+cost speed, never a result.
+
+Protocol (JSON lines over the server's stdin/stdout): the server writes ``{"ready": pid}`` once, then
+for each request ``{"cfg", "env", "cwd", "log"}`` writes ``{"pid": N}`` when the child exists and
+``{"pid": N, "status": S}`` when it has exited (``S`` the exit code, or minus the signal).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+#: imported by every fork server: what every runner needs
+PRELOAD = ("torch", "pytest", "grader.checks.checking", "grader.sandbox.remote", "grader.checks.runner",
+           "grader.testing")
+#: imported as well when installed: the checks of the model exercises load them
+OPTIONAL = ("numpy", "transformers", "transformers.modeling_utils", "safetensors.torch")
+START_TIMEOUT_S = 120.0
+#: environment keys that change from job to job and that no library reads at import, so they never force a
+#: new server (the job's fork still gets them): pytest names the running test in PYTEST_CURRENT_TEST, which
+#: otherwise made every grading under pytest (the curriculum self-test, the hostile suite) start a new server
+PER_JOB = ("GRADER_PARENT_PID", "PYTEST_CURRENT_TEST")
+
+
+class ServerGone(Exception):
+    """The fork server died or answered nonsense: the job falls back to a cold runner."""
+
+
+class ForkServer:
+    """One ``python -m grader.checks.warm`` process, used by one job at a time."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "grader.checks.warm"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, env={**env, "GRADER_PARENT_PID": str(os.getpid())}, start_new_session=True,
+        )
+        self._buffer = b""
+        ready = self._reply(time.monotonic() + START_TIMEOUT_S)
+        if ready is None or "ready" not in ready:
+            self.close()
+            raise ServerGone("the warm runner did not start")
+
+    def _reply(self, deadline: float) -> dict[str, Any] | None:
+        """The next JSON line, or None at the deadline; ServerGone when the server has closed its output."""
+        stdout = self.proc.stdout
+        assert stdout is not None
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            readable, _, _ = select.select([stdout], [], [], min(left, 1.0))
+            if readable:
+                chunk = os.read(stdout.fileno(), 65536)
+                if not chunk:
+                    raise ServerGone("the warm runner exited")
+                self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        try:
+            reply = json.loads(line)
+        except ValueError:
+            raise ServerGone(f"the warm runner said {line[:200]!r}") from None
+        if not isinstance(reply, dict):
+            raise ServerGone(f"the warm runner said {line[:200]!r}")
+        return reply
+
+    def run(self, cfg_path: Path, timeout: float, env: dict[str, str]) -> tuple[int | None, str]:
+        """Run one job's runner; (exit code or None on timeout, the tail of its output)."""
+        log = cfg_path.parent / "runner.log"
+        request = {"cfg": str(cfg_path), "env": env, "cwd": os.getcwd(), "log": str(log)}
+        stdin = self.proc.stdin
+        assert stdin is not None
+        try:
+            stdin.write((json.dumps(request) + "\n").encode())
+            stdin.flush()
+        except OSError as exc:
+            raise ServerGone(f"the warm runner cannot be reached: {exc}") from None
+        deadline = time.monotonic() + timeout
+        started = self._reply(time.monotonic() + START_TIMEOUT_S)
+        if started is None or not isinstance(started.get("pid"), int):
+            raise ServerGone("the warm runner did not fork")
+        pid = started["pid"]
+        try:
+            done = self._reply(deadline)
+        except BaseException:  # Ctrl-C: take the runner and its sandbox down with us
+            _kill_group(pid)
+            raise
+        if done is None:  # past the deadline: kill the runner's session; the server reaps it
+            _kill_group(pid)
+            self._reply(time.monotonic() + 30.0)
+            return None, _tail(log)
+        status = done.get("status")
+        return (int(status) if isinstance(status, int) else 70), _tail(log)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(OSError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(OSError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _tail(log: Path) -> str:
+    try:
+        with log.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(fh.tell() - 4000, 0))
+            return fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+class RunnerPool:
+    """Up to ``size`` fork servers, started on first use, shared by the threads of one grader process."""
+
+    def __init__(self, size: int = 1) -> None:
+        self.size = max(int(size), 1)
+        self._idle: list[ForkServer] = []
+        self._count = 0
+        self._cond = threading.Condition()
+        self.fallbacks: list[str] = []  # why a job ran cold (the pool's own trouble, never the student's)
+        self.warm_jobs = 0
+        self.closed = False
+
+    def _take(self, env: dict[str, str]) -> ForkServer:
+        with self._cond:
+            while True:
+                for server in self._idle:
+                    if server.env == env and server.alive():
+                        self._idle.remove(server)
+                        return server
+                stale = next((s for s in self._idle if s.env != env or not s.alive()), None)
+                if stale is not None:  # another environment: replace it
+                    self._idle.remove(stale)
+                    self._count -= 1
+                    stale.close()
+                if self._count < self.size:
+                    self._count += 1
+                    break
+                self._cond.wait()
+        try:
+            return ForkServer(env)
+        except BaseException:
+            with self._cond:
+                self._count -= 1
+                self._cond.notify()
+            raise
+
+    def _give_back(self, server: ForkServer, keep: bool) -> None:
+        with self._cond:
+            if keep and server.alive() and not self.closed:
+                self._idle.append(server)
+            else:
+                self._count -= 1
+                server.close()
+            self._cond.notify()
+
+    def run(self, cfg_path: Path, timeout: float, env: dict[str, str]) -> tuple[int | None, str] | None:
+        """The job's (exit code, output tail) from a warm runner, or None when the pool could not run it."""
+        base = {k: v for k, v in env.items() if k not in PER_JOB}
+        if self.closed:
+            return None
+        try:
+            server = self._take(base)
+        except ServerGone as exc:
+            self.fallbacks.append(str(exc))
+            return None
+        keep = False
+        try:
+            result = server.run(cfg_path, timeout, {**base, "GRADER_PARENT_PID": str(server.proc.pid)})
+            keep = True
+            self.warm_jobs += 1
+            return result
+        except ServerGone as exc:
+            self.fallbacks.append(str(exc))
+            return None
+        finally:
+            self._give_back(server, keep)
+
+    def close(self) -> None:
+        with self._cond:
+            self.closed = True
+            servers, self._idle = self._idle, []
+            self._count -= len(servers)
+        for server in servers:
+            server.close()
+
+
+_ACTIVE: RunnerPool | None = None
+_ACTIVE_LOCK = threading.Lock()
+
+
+def active() -> RunnerPool | None:
+    """The pool jobs of this process use now, if any (see :func:`pool`)."""
+    return _ACTIVE
+
+
+def install(size: int) -> RunnerPool | None:
+    """Make a pool of ``size`` servers the process's, unless one is already (then None: it is not yours)."""
+    global _ACTIVE
+    with _ACTIVE_LOCK:
+        if _ACTIVE is not None:
+            return None
+        _ACTIVE = RunnerPool(size)
+        return _ACTIVE
+
+
+def uninstall(mine: RunnerPool | None) -> None:
+    """Close a pool :func:`install` returned (None: nothing to do)."""
+    global _ACTIVE
+    if mine is None:
+        return
+    with _ACTIVE_LOCK:
+        if _ACTIVE is mine:
+            _ACTIVE = None
+    mine.close()
+
+
+@contextlib.contextmanager
+def activate(existing: RunnerPool) -> Iterator[RunnerPool]:
+    """Jobs inside the block use ``existing``, which stays open after it (a pool kept for many blocks)."""
+    global _ACTIVE
+    with _ACTIVE_LOCK:
+        if _ACTIVE is not None:
+            raise RuntimeError("another runner pool is active")
+        _ACTIVE = existing
+    try:
+        yield existing
+    finally:
+        with _ACTIVE_LOCK:
+            _ACTIVE = None
+
+
+@contextlib.contextmanager
+def pool(size: int = 1, enabled: bool = True) -> Iterator[RunnerPool | None]:
+    """Grade with warm runners inside the block (nested blocks share the outer pool); closed at the end."""
+    mine = install(size) if enabled else None
+    try:
+        yield active() if enabled else None
+    finally:
+        uninstall(mine)
+
+
+# -- the fork server itself ----------------------------------------------------------------------------------
+
+def preload() -> None:
+    """Import what every runner needs, and run nothing: no torch operation, so no thread pool yet."""
+    for name in PRELOAD:
+        importlib.import_module(name)
+    for name in OPTIONAL:
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
+
+
+def _serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
+    from grader.checks import runner
+
+    runner.die_with_parent(int(os.environ.get("GRADER_PARENT_PID", "0") or 0))
+    preload()
+    server_pid = os.getpid()
+
+    def say(message: dict[str, Any]) -> None:
+        stdout.write((json.dumps(message) + "\n").encode())
+        stdout.flush()
+
+    say({"ready": server_pid})
+    for line in stdin:
+        request = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            _child(request, server_pid)  # never returns
+        say({"pid": pid})
+        _, status = os.waitpid(pid, 0)
+        say({"pid": pid, "status": os.waitstatus_to_exitcode(status)})
+
+
+def _child(request: dict[str, Any], server_pid: int) -> None:
+    code = 70
+    try:
+        os.setsid()
+        log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(log)
+        os.close(devnull)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        from grader.checks import runner
+
+        runner.die_with_parent(server_pid)
+        code = runner.entry(Path(request["cfg"]))
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 70
+    except BaseException:  # a runner that cannot start is a grader error, reported by its exit code and log
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+if __name__ == "__main__":
+    sys.dont_write_bytecode = True
+    _serve(sys.stdin.buffer, sys.stdout.buffer)
