@@ -34,6 +34,7 @@ from grader.sandbox import (
     JOB_FILES,
     ExitInfo,
     Isolation,
+    Limits,
     SandboxBase,
     Worker,
     WorkerSpec,
@@ -258,19 +259,11 @@ class DockerSandbox(SandboxBase):
         image = client.images.get(image_name())
         host = _mounts_host(image)
         python = spec.python if host else image.labels.get("grader.python", "python3")
-        lease = None
         env = worker_env(spec, home="/tmp")
-        requests = []
-        if spec.device == "cuda":
-            try:
-                lease = acquire(1)
-            except NoGPU as exc:
-                raise RuntimeError(str(exc)) from None
-            env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(len(lease.ids)))
-            requests = [docker.types.DeviceRequest(device_ids=lease.ids, capabilities=[["gpu"]])]
+        lease, requests = _gpu_request(spec, env)
         mounts = _mounts(spec, host)
         limits = spec.limits
-        mb = limits.memory_mb
+        mb = limits.memory_mb  # and no swap
         container = client.containers.create(
             image.id,
             command=[python, "-I", "-B", f"{WORKER}/_grader_worker.py"],
@@ -290,25 +283,43 @@ class DockerSandbox(SandboxBase):
             environment=env,
             working_dir=SCRATCH,
             init=not host,  # docker-init cannot be mounted over the skeleton's /sbin link
-            ulimits=[docker.types.Ulimit(name="nofile", soft=limits.open_files, hard=limits.open_files),
-                     docker.types.Ulimit(name="fsize", soft=limits.file_size_mb << 20, hard=limits.file_size_mb << 20),
-                     docker.types.Ulimit(name="cpu", soft=limits.cpu_seconds, hard=limits.cpu_seconds),
-                     docker.types.Ulimit(name="core", soft=0, hard=0)],
+            ulimits=[docker.types.Ulimit(name=name, soft=value, hard=value) for name, value in _ulimits(limits)],
             device_requests=requests or None,
             labels={LABEL: "1", f"{LABEL}.job": spec.job_id, f"{LABEL}.pid": str(os.getpid()),
                     f"{LABEL}.created": str(time.time())},
         )
         sock = container.attach_socket(params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
         container.start()
-        isolation = Isolation(
+        # its stdin is a socket writer, not a file: a Worker by what it does (write, flush, close)
+        return cast(Worker, DockerWorker(container, sock, self._isolation(limits, lease, host), lease))
+
+    def _isolation(self, limits: Limits, lease: GpuLease | None, host: bool) -> Isolation:
+        return Isolation(
             backend=self.name, filesystem=True, network=True, pid_namespace=True, user="uid 65534 (nobody)",
-            limits=(f"memory {mb} MiB (no swap)", f"pids {limits.max_processes}", f"cpus {limits.threads}",
-                    "read-only root", f"/tmp and /scratch: tmpfs of {limits.tmp_mb} MiB", "cap-drop ALL",
-                    "no-new-privileges") + ((f"gpus {','.join(lease.ids)}",) if lease else ()),
+            limits=(f"memory {limits.memory_mb} MiB (no swap)", f"pids {limits.max_processes}",
+                    f"cpus {limits.threads}", "read-only root", f"/tmp and /scratch: tmpfs of {limits.tmp_mb} MiB",
+                    "cap-drop ALL", "no-new-privileges") + ((f"gpus {','.join(lease.ids)}",) if lease else ()),
             notes=f"image {image_name()}" + (" (host /usr and interpreter mounted read-only)" if host else ""),
         )
-        # its stdin is a socket writer, not a file: a Worker by what it does (write, flush, close)
-        return cast(Worker, DockerWorker(container, sock, isolation, lease))
+
+
+def _ulimits(limits: Limits) -> list[tuple[str, int]]:
+    return [("nofile", limits.open_files), ("fsize", limits.file_size_mb << 20), ("cpu", limits.cpu_seconds),
+            ("core", 0)]
+
+
+def _gpu_request(spec: WorkerSpec, env: dict[str, str]) -> tuple[GpuLease | None, list[Any]]:
+    """For a ``cuda`` job, a lease on one GPU and docker's request for it (``env`` numbers it from 0)."""
+    if spec.device != "cuda":
+        return None, []
+    import docker
+
+    try:
+        lease = acquire(1)
+    except NoGPU as exc:
+        raise RuntimeError(str(exc)) from None
+    env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in range(len(lease.ids)))
+    return lease, [docker.types.DeviceRequest(device_ids=lease.ids, capabilities=[["gpu"]])]
 
 
 def _mounts_host(image: Any) -> bool:

@@ -95,6 +95,9 @@ def test_packaging_core_wheel_ships_no_course(wheels, tmp_path):
     assert (site / "grader" / "builtin" / "sandbox_bwrap.py").is_file()
     assert not (data / "exercises").exists() and not (data / "reference").exists()
     assert (site / "grader" / "sample" / "reference" / "solution.py").is_file(), "grader demo needs its sample"
+    # every subpackage is listed in pyproject's [tool.setuptools] packages: a module left out breaks the install
+    source = {p.relative_to(ROOT / "grader") for p in (ROOT / "grader").rglob("*.py") if "__pycache__" not in p.parts}
+    assert source <= {p.relative_to(site / "grader") for p in (site / "grader").rglob("*.py")}, "missing from the wheel"
     text = _installed_text(site)
     leaked = [where for secret, where in _course_secrets().items() if secret in text]
     assert leaked == [], leaked[:5]

@@ -192,12 +192,7 @@ def grade(
     placement = place(exercise, settings, sandbox)
     assets = resolve_assets(registries.assets, exercise.assets)  # prepared folders, never built here
     refusal = placement.refusal or assets.problem
-    jobs_root = settings.work_dir or Path(tempfile.gettempdir()) / "grader-jobs"
-    jobs_root.mkdir(parents=True, exist_ok=True)
-    os.chmod(jobs_root, 0o711)
-    job_id = uuid.uuid4().hex[:12]
-    job = Path(tempfile.mkdtemp(prefix=f"{exercise.id}-", dir=jobs_root))
-    os.chmod(job, 0o711)
+    job_id, job = _new_job(exercise, settings)
     try:
         staged = stage(Path(source), job / "submission")
         cfg = _runner_config(exercise, settings, registries, sandbox.name, placement, assets, staged.path, job,
@@ -232,6 +227,16 @@ def grade(
         stderr_tail=str(session.get("output", "")),
         note=staged.problem,
     )
+
+
+def _new_job(exercise: Exercise, settings: Settings) -> tuple[str, Path]:
+    """A job id and a fresh job folder, which other users may traverse but not list."""
+    jobs_root = settings.work_dir or Path(tempfile.gettempdir()) / "grader-jobs"
+    jobs_root.mkdir(parents=True, exist_ok=True)
+    os.chmod(jobs_root, 0o711)
+    job = Path(tempfile.mkdtemp(prefix=f"{exercise.id}-", dir=jobs_root))
+    os.chmod(job, 0o711)
+    return uuid.uuid4().hex[:12], job
 
 
 def _runner_config(exercise: Exercise, settings: Settings, registries: Registries, sandbox: str,

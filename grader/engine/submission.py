@@ -128,6 +128,21 @@ def _collect(source: Path) -> tuple[list[tuple[str, Path]], str]:
     return files, ""
 
 
+def _size_problem(files: list[tuple[str, Path]]) -> str:
+    """Why ``files`` are too many or too large to accept, or ``""``."""
+    if len(files) > MAX_FILES:
+        return f"the submission has {len(files)} files; at most {MAX_FILES} are accepted"
+    total = 0
+    for rel, path in files:
+        size = path.stat().st_size
+        total += size
+        if size > MAX_FILE_BYTES:
+            return f"{rel} is {size / 1e6:.1f} MB; files may be at most {MAX_FILE_BYTES // 10**6} MB"
+        if total > MAX_TOTAL_BYTES:
+            return f"the submission is over {MAX_TOTAL_BYTES // 10**6} MB in all"
+    return ""
+
+
 def stage(source: Path, dest: Path) -> Staged:
     """Copy ``source`` (a folder with solution.py, or one .py file) into ``dest``, checking limits."""
     name = submission_name(source)
@@ -147,18 +162,7 @@ def stage(source: Path, dest: Path) -> Staged:
             dest.mkdir(parents=True, mode=0o755)
             return Staged(name=name, path=dest, problem=problem)
     files, problem = _collect(source)
-    if len(files) > MAX_FILES:
-        problem = f"the submission has {len(files)} files; at most {MAX_FILES} are accepted"
-    total = 0
-    for rel, path in files if not problem else []:
-        size = path.stat().st_size
-        total += size
-        if size > MAX_FILE_BYTES:
-            problem = f"{rel} is {size / 1e6:.1f} MB; files may be at most {MAX_FILE_BYTES // 10**6} MB"
-        elif total > MAX_TOTAL_BYTES:
-            problem = f"the submission is over {MAX_TOTAL_BYTES // 10**6} MB in all"
-        if problem:
-            break
+    problem = problem or _size_problem(files)
     dest.mkdir(parents=True, mode=0o755)
     for rel, path in files if not problem else []:
         data = path.read_bytes()

@@ -84,15 +84,7 @@ def class_data(rows: list[Any], base: Path, page_dir: Path, title: str = "Class 
                                            "status": row["status"], "href": _link(base / row["result_dir"], page_dir),
                                            "note": row["policy_note"]}
         per_exercise[row["exercise"]].append(row)
-        for test in doc.get("tests", []):
-            extra = test.get("extra_data") or {}
-            key = (row["exercise"], str(test.get("number", test.get("name"))))
-            stats = checks.setdefault(key, CheckStats(row["exercise"], key[1], str(test.get("name", ""))))
-            stats.runs += 1
-            status = str(extra.get("status", "pass" if test.get("status") == "passed" else "fail"))
-            stats.passed += status == "pass"
-            stats.statuses[status] += 1
-            stats.seconds.append(float(extra.get("duration_s", 0.0) or 0.0))
+        _count_checks(checks, row["exercise"], doc.get("tests", []))
     for entry in students.values():
         entry["pct"] = 100.0 * entry["score"] / entry["max"] if entry["max"] else 0.0
     ranked = sorted(students.values(), key=lambda s: (-s["pct"], s["name"]))
@@ -112,6 +104,19 @@ def class_data(rows: list[Any], base: Path, page_dir: Path, title: str = "Class 
         "ungraded": 0,
         "attempts": dict(attempts),
     }
+
+
+def _count_checks(checks: dict[tuple[str, str], CheckStats], exercise: str, tests: list[Any]) -> None:
+    """Add one grading's checks (results.json ``tests``) to the per-check statistics."""
+    for test in tests:
+        extra = test.get("extra_data") or {}
+        key = (exercise, str(test.get("number", test.get("name"))))
+        stats = checks.setdefault(key, CheckStats(exercise, key[1], str(test.get("name", ""))))
+        stats.runs += 1
+        status = str(extra.get("status", "pass" if test.get("status") == "passed" else "fail"))
+        stats.passed += status == "pass"
+        stats.statuses[status] += 1
+        stats.seconds.append(float(extra.get("duration_s", 0.0) or 0.0))
 
 
 def _exercise_summary(exercise: str, rows: list[Any]) -> dict[str, Any]:
