@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from grader.config import project_file, project_table
-from grader.errors import GraderError, PluginError, UnknownName
+from grader.errors import GraderError, PluginError
+from grader.registry import Registry
 
 ENV_DIR = "GRADER_ASSETS_DIR"
 #: ``GRADER_ASSET_ENCODER_SMALL=hf:distilbert-base-uncased`` maps one asset to a hub id (empty: offline)
@@ -141,16 +142,19 @@ def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
     return (base / "grader" / "assets").resolve()
 
 
-class AssetRegistry:
-    """Assets by name; a name may come from several providers, and the lowest priority is used."""
+class AssetRegistry(Registry[dict[str, Asset]]):
+    """Assets by name; a name may come from several providers, and the lowest priority is used.
+
+    The common :class:`~grader.registry.Registry`, keyed by name, holds each name's assets by provider.
+    """
 
     kind = "asset"
 
     def __init__(self, config: AssetConfig | None = None) -> None:
+        super().__init__()
         self.config = config or AssetConfig.load()
-        self._items: dict[str, dict[str, Asset]] = {}
 
-    def add(self, asset: Asset) -> None:
+    def add(self, asset: Asset) -> None:  # type: ignore[override]  # one asset, filed under its provider
         if not _NAME.match(asset.name):
             raise PluginError(f"asset name {asset.name!r} must be lower-case letters, digits and dashes")
         if asset.kind not in KINDS:
@@ -160,11 +164,8 @@ class AssetRegistry:
             raise PluginError(f"two plugins register the asset {asset.name!r} for provider {asset.provider!r}")
         providers[asset.provider] = asset
 
-    def get(self, name: str, provider: str | None = None) -> Asset:
-        providers = self._items.get(name)
-        if not providers:
-            known = ", ".join(sorted(self._items)) or "none"
-            raise UnknownName(f"unknown asset {name!r} (known: {known})")
+    def get(self, name: str, provider: str | None = None) -> Asset:  # type: ignore[override]
+        providers = super().get(name)  # an unknown name lists the known ones
         if provider is not None and provider in providers:
             return providers[provider]
         return min(providers.values(), key=lambda a: a.priority)
@@ -172,14 +173,8 @@ class AssetRegistry:
     def providers(self, name: str) -> list[Asset]:
         return sorted(self._items.get(name, {}).values(), key=lambda a: a.priority)
 
-    def __iter__(self) -> Iterator[Asset]:
+    def __iter__(self) -> Iterator[Asset]:  # type: ignore[override]  # the chosen asset of each name
         return iter([self.get(name) for name in sorted(self._items)])
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._items
-
-    def __len__(self) -> int:
-        return len(self._items)
 
     @property
     def root(self) -> Path:
