@@ -43,6 +43,9 @@ class Settings:
     :ivar warm: batches, the server and several submissions at once grade with warm runners (forks of a
         runner that has imported pytest and torch, one per job; see :mod:`grader.checks.warm`); false: every job
         starts its runner cold
+    :ivar prestart: each job's sandboxed worker starts as its runner starts, so its cold start (python, torch,
+        solution.py's imports) overlaps the checks' collection; false: it starts when a check first calls the
+        student's code
     """
 
     sandbox: str | None = None
@@ -52,6 +55,7 @@ class Settings:
     work_dir: Path | None = None
     select: str | None = None
     warm: bool = True
+    prestart: bool = True
 
     @classmethod
     def load(cls, overrides: dict[str, Any] | None = None, cwd: Path | None = None) -> Settings:
@@ -69,7 +73,7 @@ class Settings:
 
 
 def _coerce(name: str, value: Any) -> Any:
-    if name == "warm":
+    if name in ("warm", "prestart"):
         if isinstance(value, bool):
             return value
         text = str(value).strip().lower()
@@ -77,7 +81,7 @@ def _coerce(name: str, value: Any) -> Any:
             return True
         if text in ("0", "false", "no", "off"):
             return False
-        raise GraderError(f"setting warm must be true or false, got {value!r}")
+        raise GraderError(f"setting {name} must be true or false, got {value!r}")
     try:
         if name in ("seed", "threads"):
             return int(value)

@@ -76,6 +76,8 @@ def run(cfg: RunnerConfig) -> int:
         registries = Registries.collect(make_plugin_manager())
         sandbox = registries.sandboxes.get(cfg.sandbox)
         session = WorkerSession(sandbox, _spec_factory(cfg), float(cfg.import_timeout_s))
+        if cfg.prestart_worker:  # its cold start (python, torch, solution.py's imports) overlaps the collection
+            session.prestart()
     plugin = GraderPlugin(cfg, session)
     # helper modules next to the checks (checks/helpers.py) are importable by the check files
     sys.path.insert(0, cfg.checks_dir)

@@ -52,6 +52,8 @@ class RunnerConfig:
     reference_cache: str = ""
     #: the graded folder is the exercise's reference folder itself (an instructor's self-check)
     submission_is_reference: bool = False
+    #: start the sandboxed worker before pytest collects the checks (the ``prestart`` setting)
+    prestart_worker: bool = True
 
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self)), encoding="utf-8")

@@ -275,6 +275,7 @@ def _runner_config(exercise: Exercise, settings: Settings, registries: Registrie
         refused=refused,
         reference_cache=str(reference_cache_dir() or ""),
         submission_is_reference=is_reference,
+        prestart_worker=settings.prestart,
     )
 
 
@@ -289,7 +290,8 @@ def _is_reference(exercise: Exercise, source: Path) -> bool:
 
 def _phases(session: dict[str, Any], checks: list[CheckResult], elapsed: float) -> dict[str, float]:
     phases = {k: round(float(v), 4) for k, v in (session.get("phases") or {}).items()}
-    phases["checks_s"] = round(max(sum(c.duration_s for c in checks) - phases.get("worker_startup_s", 0.0), 0.0), 4)
+    waited = phases.get("worker_wait_s", phases.get("worker_startup_s", 0.0))  # the checks' wait for their worker
+    phases["checks_s"] = round(max(sum(c.duration_s for c in checks) - waited, 0.0), 4)
     phases["total_s"] = round(elapsed, 4)
     return phases
 

@@ -104,17 +104,37 @@ class WorkerSession:
         self.worker: Worker | None = None
         self.load_error: StudentError | None = None
         self.output = _BoundedBuffer()
-        self.phases = {"sandbox_start_s": 0.0, "worker_startup_s": 0.0, "starts": 0.0}
+        #: sandbox_start_s: starting the sandbox; worker_startup_s: until the worker had imported solution.py;
+        #: worker_wait_s: how much of that the checks waited for (less, when it was started early)
+        self.phases = {"sandbox_start_s": 0.0, "worker_startup_s": 0.0, "worker_wait_s": 0.0, "starts": 0.0}
+        self._hello: tuple[int, float] | None = None  # a hello sent, not yet answered: (request id, when sent)
         self.isolation: dict[str, Any] | None = None
         self._frames: queue.Queue[Any] = queue.Queue()
         self._next_id = 0
 
     # -- lifecycle -------------------------------------------------------------------------
+    def prestart(self) -> None:
+        """Start the worker now and have it import solution.py while the checks are collected.
+
+        The same worker the first call would start, only earlier: its cold start (python, torch, the student's
+        imports) overlaps the runner's own.  The import's deadline runs from now; its outcome (a load error, a
+        timeout) is reported by the first call, as if that call had started it.  A backend that cannot start
+        here is tried again, and its error reported, by that call.
+        """
+        if self.worker is None and self.load_error is None:
+            with contextlib.suppress(SandboxStartError):
+                self._launch()
+
     def ensure_started(self) -> None:
         if self.load_error is not None:
             raise type(self.load_error)(self.load_error.message, self.load_error.detail)
-        if self.worker is not None:
-            return
+        if self.worker is None:
+            self._launch()
+        if self._hello is not None:
+            self._await_hello(*self._hello)
+
+    def _launch(self) -> None:
+        """Start a worker and send it ``hello`` (import solution.py) without waiting for the answer."""
         t0 = time.perf_counter()
         try:
             worker = self.sandbox.start(self._start_spec())
@@ -126,9 +146,16 @@ class WorkerSession:
         self._frames = queue.Queue()
         threading.Thread(target=self._read_frames, args=(worker, self._frames), daemon=True).start()
         threading.Thread(target=self._read_output, args=(worker,), daemon=True).start()
+        self.phases["sandbox_start_s"] += t1 - t0
+        self.phases["starts"] += 1
+        self._hello = (self._send({"op": "hello", "path": worker.submission_path}, []), t1)
+
+    def _await_hello(self, req_id: int, sent: float) -> None:
+        self._hello = None
+        waited = time.perf_counter()
         try:
-            reply = self._roundtrip({"op": "hello", "path": worker.submission_path}, [], self.import_timeout_s,
-                                    "importing solution.py")
+            reply = self._receive(req_id, sent + self.import_timeout_s - waited, self.import_timeout_s,
+                                  "importing solution.py")
         except StudentError as exc:
             # a worker that died before answering often said why on stderr (a missing interpreter...)
             detail = exc.detail or self.output.text(4000)
@@ -137,9 +164,9 @@ class WorkerSession:
                 self.load_error = type(exc)(f"importing solution.py: {exc.message}", detail)
             raise self.load_error from None
         finally:
-            self.phases["sandbox_start_s"] += t1 - t0
-            self.phases["worker_startup_s"] += time.perf_counter() - t1
-            self.phases["starts"] += 1
+            done = time.perf_counter()
+            self.phases["worker_startup_s"] += done - sent
+            self.phases["worker_wait_s"] += done - waited
         if not reply.get("ok"):
             self.kill()
             err = reply.get("error", {})
@@ -147,6 +174,7 @@ class WorkerSession:
             raise self.load_error
 
     def kill(self) -> None:
+        self._hello = None
         if self.worker is not None:
             self.worker.kill()
             self.worker = None
@@ -168,24 +196,32 @@ class WorkerSession:
                 self.output.add(chunk)
         except (OSError, ValueError):
             return
+        with contextlib.suppress(OSError):  # this thread is the stream's only reader: at its end, close it
+            worker.stderr.close()
 
     # -- calls -----------------------------------------------------------------------------
     def _roundtrip(self, req: dict[str, Any], blobs: list[bytes], timeout: float, what: str) -> dict[str, Any]:
+        return self._receive(self._send(req, blobs), timeout, timeout, what)
+
+    def _send(self, req: dict[str, Any], blobs: list[bytes]) -> int:
         worker = self.worker
         assert worker is not None
         self._next_id += 1
-        req = dict(req, id=self._next_id)
         with contextlib.suppress(OSError):  # a dead worker: the reader thread reports how it died
-            wire.write_frame(worker.stdin, req, blobs)
+            wire.write_frame(worker.stdin, dict(req, id=self._next_id), blobs)
+        return self._next_id
+
+    def _receive(self, req_id: int, remaining: float, timeout: float, what: str) -> dict[str, Any]:
+        """The reply to request ``req_id`` within ``remaining`` seconds (of a ``timeout`` given to it)."""
         try:
-            item = self._frames.get(timeout=max(timeout, 0.01))
+            item = self._frames.get(timeout=max(remaining, 0.01))
         except queue.Empty:
             self.kill()
             raise WorkerTimeout(f"{what} did not finish within {timeout:.0f} s") from None
         if isinstance(item, BaseException):
             return self._died(item, what)
         header, out_blobs = item
-        if header.get("id") != req["id"]:
+        if header.get("id") != req_id:
             self.kill()
             raise BoundaryError(f"the worker's reply to {what} was garbled (was something written to its channel?)")
         header["_blobs"] = out_blobs
