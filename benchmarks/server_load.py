@@ -50,7 +50,7 @@ def _start(root: Path, students: list[str], workers: int,
     (root / "roster.csv").write_text("student\n" + "\n".join(students) + "\n", encoding="utf-8")
     env = dict(os.environ, GRADER_EXERCISES=str(course), GRADER_WORK_DIR=str(root / "jobs"),
                GRADER_WARM="1" if warm else "0")
-    grader = [sys.executable, "-m", "grader.cli"]
+    grader = [sys.executable, "-m", "grader"]
     db = root / "data" / "gradebook.sqlite"
     subprocess.run([*grader, "tokens", "issue", "roster.csv", "--db", str(db), "--out", "tokens.csv"], cwd=root,
                    env=env, check=True, capture_output=True)

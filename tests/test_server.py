@@ -33,7 +33,7 @@ from fixtures.bad_inputs import MALFORMED_ZIPS, write_zip
 from fixtures.class_roster import make_class  # tests/ is on sys.path under pytest
 
 pytestmark = pytest.mark.slow
-GRADER = [sys.executable, "-m", "grader.cli"]
+GRADER = [sys.executable, "-m", "grader"]
 STUDENTS = ("alice", "bob", "carol", "dave", "erin")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -37,9 +37,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from grader import hookimpl
-from grader.paths import PACKAGE_DIR
 
-ROOT = PACKAGE_DIR / "_data"
+ROOT = Path(__file__).resolve().parent / "_data"
 
 
 @hookimpl
