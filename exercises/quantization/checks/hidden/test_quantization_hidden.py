@@ -30,6 +30,13 @@ def test_speedup_dynamic_encoder(student, qz, assets, targets):
     record("dynamic_s", quant_times)
     record("speedup", speedup)
     bound = float(targets["min_speedup"])
+    if speedup < bound:
+        machine = qz.machine_speedup(folder, batch, rounds)
+        record("machine_speedup", machine)
+        if machine < bound:  # this CPU cannot show the gain: speed judges nothing here (the swap is judged apart)
+            record("not_judged", f"torch.ao's own dynamic int8 ran {machine:.2f}x as fast as float on this CPU "
+                                 f"(no int8 matmul instructions?): under the {bound}x target, so speed is not judged")
+            return
     assert speedup >= bound, (
         f"dynamic int8 ran {speedup:.2f}x as fast as float (median of {rounds} interleaved calls after 2 warm-up "
         f"calls each; expected >= {bound}x): swap nn.Linear for torch.ao's dynamic int8 Linear (it runs the matmul "
