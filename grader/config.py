@@ -46,6 +46,9 @@ class Settings:
     :ivar prestart: each job's sandboxed worker starts as its runner starts, so its cold start (python, torch,
         solution.py's imports) overlaps the checks' collection; false: it starts when a check first calls the
         student's code
+    :ivar warm_workers: where runners are warm, each job's sandboxed workers are forked from a warm template that
+        has imported torch (and what else the exercise's stub imports) once, instead of starting python cold in
+        the sandbox (bwrap run as root; elsewhere they start cold); false: every worker starts cold
     """
 
     sandbox: str | None = None
@@ -56,6 +59,7 @@ class Settings:
     select: str | None = None
     warm: bool = True
     prestart: bool = True
+    warm_workers: bool = True
 
     @classmethod
     def load(cls, overrides: dict[str, Any] | None = None, cwd: Path | None = None) -> Settings:
@@ -73,7 +77,7 @@ class Settings:
 
 
 def _coerce(name: str, value: Any) -> Any:
-    if name in ("warm", "prestart"):
+    if name in ("warm", "prestart", "warm_workers"):
         if isinstance(value, bool):
             return value
         text = str(value).strip().lower()

@@ -269,6 +269,13 @@ def listener():
     srv.close()
 
 
+def _assert_forked_when_warm(result, backend: str, mode: str) -> None:
+    """Warm on bwrap as root, the job's workers came from a warm template (so these runs prove that path)."""
+    if backend == "bwrap" and mode == "warm" and os.geteuid() == 0:
+        notes = result.provenance["isolation"].get("notes", "")
+        assert "warm template" in notes, f"the worker was not forked from a template: {notes}"
+
+
 def _job_processes(job_id: str) -> list[int]:
     """Processes still carrying the job's marker in their environment (workers and their children)."""
     marker = f"GRADER_JOB={job_id}".encode()
@@ -337,6 +344,8 @@ def test_hostile_submission_scores_zero_and_leaves_nothing(registries, tmp_path,
     assert answer.status.value in allowed, (answer.status.value, answer.message)
     assert answer.message, "every lost point needs a reason"
     assert result.status.value != "grader_error", [(c.name, c.message) for c in result.checks]
+    if result.provenance["isolation"].get("notes") != "no worker was started":
+        _assert_forked_when_warm(result, backend, mode)
     for report in ("results.json", "report.html"):
         assert SECRET not in (out / report).read_text(), f"reference text leaked into {report}"
     assert not _job_processes(result.provenance["job_id"]), "a process of the job outlived it"
@@ -412,7 +421,9 @@ def test_hostile_nothing_planted_by_one_job_reaches_the_next(registries, tmp_pat
     planted = api.grade(registries, "hostile-target", tmp_path / "plant.py", settings)
     assert [c.status.value for c in planted.checks] == ["fail", "pass"], [(c.name, c.message) for c in planted.checks]
     assert not _job_processes(planted.provenance["job_id"]), "the planted process outlived its job"
+    _assert_forked_when_warm(planted, backend, mode)
     after = api.grade(registries, "hostile-target", tmp_path / "look.py", settings)
+    _assert_forked_when_warm(after, backend, mode)
     add = next(c for c in after.checks if c.name.endswith("test_add"))
     assert add.status.value == "pass", f"the next job found what the one before planted: {add.message}"
     assert not any(Path(p, "grader-plant").exists() for p in ("/tmp", "/var/tmp", "/dev/shm")), "planted on the host"

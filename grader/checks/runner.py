@@ -18,7 +18,7 @@ import pytest
 from grader.checks.checking import GraderPlugin
 from grader.checks.runner_config import RunnerConfig
 from grader.plugins import Registries, make_plugin_manager
-from grader.sandbox import Limits, WorkerSpec, install_worker
+from grader.sandbox import Limits, WorkerSpec, install_worker, templates
 from grader.sandbox.remote import WorkerSession
 
 
@@ -74,7 +74,8 @@ def run(cfg: RunnerConfig) -> int:
     session = None
     if not cfg.load_problem:
         registries = Registries.collect(make_plugin_manager())
-        sandbox = registries.sandboxes.get(cfg.sandbox)
+        # forked from a warm server with a worker template for this job: its workers are forked from that
+        sandbox = templates.wrap(registries.sandboxes.get(cfg.sandbox))
         session = WorkerSession(sandbox, _spec_factory(cfg), float(cfg.import_timeout_s))
         if cfg.prestart_worker:  # its cold start (python, torch, solution.py's imports) overlaps the collection
             session.prestart()

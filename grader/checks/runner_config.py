@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,11 @@ class RunnerConfig:
     submission_is_reference: bool = False
     #: start the sandboxed worker before pytest collects the checks (the ``prestart`` setting)
     prestart_worker: bool = True
+    #: fork the sandboxed workers from a warm template where the runner was forked from a warm server that has
+    #: one (the ``warm_workers`` setting)
+    warm_workers: bool = True
+    #: what that template imports before it forks: the modules the exercise's stub imports (torch, numpy ...)
+    worker_preload: list[str] = field(default_factory=list)
 
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self)), encoding="utf-8")

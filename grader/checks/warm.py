@@ -36,12 +36,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from grader.checks.runner_config import RunnerConfig
+from grader.sandbox import Limits, WorkerSpec, templates
+
 #: imported by every fork server: what every runner needs
 PRELOAD = ("torch", "pytest", "grader.checks.checking", "grader.sandbox.remote", "grader.checks.runner",
            "grader.testing")
 #: imported as well when installed: the checks of the model exercises load them
 OPTIONAL = ("numpy", "transformers", "transformers.modeling_utils", "safetensors.torch")
 START_TIMEOUT_S = 120.0
+#: warm worker templates a fork server keeps (each holds a python with torch, and transformers where preloaded)
+TEMPLATES_KEPT = 3
 #: environment keys that change from job to job and that no library reads at import, so they never force a
 #: new server (the job's fork still gets them): pytest names the running test in PYTEST_CURRENT_TEST, which
 #: otherwise made every grading under pytest (the curriculum self-test, the hostile suite) start a new server
@@ -301,14 +306,63 @@ def _serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
         stdout.flush()
 
     say({"ready": server_pid})
+    keeper = TemplateKeeper()
     for line in stdin:
         request = json.loads(line)
+        templates.make_current(keeper.for_job(request))  # the fork below uses it for its workers
         pid = os.fork()
         if pid == 0:
             _child(request, server_pid)  # never returns
         say({"pid": pid})
         _, status = os.waitpid(pid, 0)
         say({"pid": pid, "status": os.waitstatus_to_exitcode(status)})
+
+
+class TemplateKeeper:
+    """The fork server's warm worker templates (:mod:`grader.sandbox.templates`), one per kind of worker its
+    jobs have needed, at most :data:`TEMPLATES_KEPT` (the least recently used is closed)."""
+
+    def __init__(self) -> None:
+        self.kept: dict[str, templates.WorkerTemplate] = {}
+        self._registries: Any = None
+
+    def for_job(self, request: dict[str, Any]) -> templates.WorkerTemplate | None:
+        """The template the job's workers can be forked from (started now if there is none yet), or None: the job
+        starts them cold (warm workers off, a backend without templates, any trouble starting one)."""
+        try:
+            path = Path(request["cfg"])
+            if not path.is_file():  # never block the server on a path that is not a plain file (a fifo)
+                return None
+            cfg = RunnerConfig.read(path)
+            if not cfg.warm_workers or cfg.load_problem or cfg.device != "cpu":
+                return None
+            if self._registries is None:
+                from grader.plugins import Registries, make_plugin_manager
+
+                self._registries = Registries.collect(make_plugin_manager())
+            sandbox = self._registries.sandboxes.get(cfg.sandbox)
+            spec = WorkerSpec(job_id="template", submission_dir=Path(cfg.submission_dir),
+                              scratch_dir=Path(cfg.job_dir), worker_dir=Path(cfg.job_dir), limits=Limits(**cfg.limits),
+                              device=cfg.device)
+            preload = tuple(cfg.worker_preload)
+            key = f"{sandbox.name}:{templates.template_key(spec, preload)}"
+            kept = self.kept.pop(key, None)
+            if kept is not None and kept.alive():
+                self.kept[key] = kept  # most recently used last
+                return kept
+            if kept is not None:
+                kept.close()
+            make = getattr(sandbox, "template", None)
+            fresh = make(spec, preload) if make is not None else None
+        except Exception:
+            return None
+        if fresh is None:
+            return None
+        self.kept[key] = fresh
+        while len(self.kept) > TEMPLATES_KEPT:
+            oldest = next(iter(self.kept))
+            self.kept.pop(oldest).close()
+        return fresh
 
 
 def _child(request: dict[str, Any], server_pid: int) -> None:

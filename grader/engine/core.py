@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import platform
@@ -276,7 +277,27 @@ def _runner_config(exercise: Exercise, settings: Settings, registries: Registrie
         reference_cache=str(reference_cache_dir() or ""),
         submission_is_reference=is_reference,
         prestart_worker=settings.prestart,
+        warm_workers=settings.warm_workers,
+        worker_preload=worker_preload(exercise.stub_dir),
     )
+
+
+#: what a warm worker template may import before it forks: the heavy libraries of this curriculum, none of which
+#: starts a thread or reads a file of the job's at import
+PRELOADABLE = ("numpy", "torch", "transformers")
+
+
+def worker_preload(stub_dir: Path) -> list[str]:
+    """The preloadable modules the exercise's stub imports (any ``.py`` of it, at any depth): what a student's
+    solution imports too, so a worker forked with them imported starts where a cold one would be after its imports."""
+    found: set[str] = set()
+    for source in sorted(stub_dir.rglob("*.py")) if stub_dir.is_dir() else ():
+        with suppress(OSError, SyntaxError, ValueError):
+            for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                    [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+                found.update(n.split(".")[0] for n in names)
+    return [m for m in PRELOADABLE if m in found]
 
 
 def _is_reference(exercise: Exercise, source: Path) -> bool:

@@ -1,0 +1,296 @@
+"""A warm worker template: forks a fresh sandboxed worker per job from a process that has imported torch once.
+
+It runs *inside* a bubblewrap sandbox of its own (``python -I -B /opt/grader-worker/_grader_template.py torch,numpy``: what to preload), with
+nothing but the standard library, the worker's two files and the modules it preloads. It never runs student
+code and never sees a verdict. It holds the capabilities to build a sandbox (as root: mounts, a uid change) and
+the host's files read-only at ``/host``; for each job the grader sends, over the control socket on fd 3, the
+job's filesystem plan (what bubblewrap would mount for a cold worker), its environment, uid and limits, and
+the four pipe ends of its worker (stdin, stdout, stderr, status). Then, per job:
+
+- ``A`` (a fork of the template) unshares the mount, pid, network, ipc and uts namespaces, builds the job's
+  root on a fresh tmpfs from the plan (fresh ``/tmp``, ``/scratch`` and ``/dev/shm`` of the job's size),
+  pivots into it and detaches the old root, so ``/host`` and the template's own files are gone; forks ``B``;
+  exits.
+- ``B`` is pid 1 of the job's pid namespace (as bubblewrap's own init is for a cold worker): it mounts that
+  namespace's ``/proc``, brings up the loopback, forks ``C``, reports ``{"ok": true}`` on the status pipe, reaps
+  what ends, and when ``C`` ends writes its exit code and exits, which kills whatever the job left running.
+- ``C`` is the worker: a new session, the job's uid and groups (every capability gone), ``no_new_privs``, the
+  job's rlimits, environment and working folder, only the three pipes open; then the same
+  ``_grader_worker.serve()`` a cold worker runs.
+
+A setup step that fails is reported on the status pipe (``{"ok": false, "error": ...}``) and the grader starts a
+cold worker instead. Protocol: one SOCK_SEQPACKET message per job, a JSON object with the four descriptors
+attached (SCM_RIGHTS); the template answers nothing on the socket.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import importlib
+import json
+import os
+import resource
+import signal
+import socket
+import struct
+import sys
+from typing import Any
+
+CONTROL_FD = 3
+HOST = "/host"
+NEWROOT = "/newroot"
+
+CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x20000, 0x4000000, 0x8000000
+CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
+MNT_DETACH = 2
+SYS_PIVOT_ROOT = 155  # x86_64 and (as 41) aarch64: see _pivot_root
+PR_SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG = 38, 1
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP, IFF_RUNNING = 0x8913, 0x8914, 0x1, 0x40
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class SetupError(Exception):
+    """A step of building the job's sandbox failed: the grader starts a cold worker instead."""
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        err = ctypes.get_errno()
+        raise SetupError(f"{what}: {os.strerror(err)}")
+
+
+def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    _check(_libc.mount(source and source.encode(), target.encode(), fstype and fstype.encode(), flags,
+                       data and data.encode()), f"mount {target}")
+
+
+def _pivot_root(new: str, old: str) -> None:
+    number = 41 if os.uname().machine == "aarch64" else SYS_PIVOT_ROOT
+    _check(_libc.syscall(number, new.encode(), old.encode()), "pivot_root")
+
+
+def _make_target(path: str, like: str | None) -> None:
+    """Create a bind target like its source (a folder or an empty file), and its parents."""
+    if os.path.lexists(path):
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if like is not None and not os.path.isdir(like):
+        with open(path, "w"):
+            pass
+    else:
+        os.mkdir(path)
+
+
+def _bind(source: str, target: str, readonly: bool, optional: bool = False) -> None:
+    src = HOST + source
+    if not os.path.lexists(src):
+        if optional:
+            return
+        raise SetupError(f"{source} does not exist")
+    dest = NEWROOT + target
+    _make_target(dest, src)
+    _mount(src, dest, None, MS_BIND | MS_REC)
+    # the template sees the host read-only: a writable bind (the job's shared folder) is made writable again
+    _mount(None, dest, None, MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV | (MS_RDONLY if readonly else 0))
+
+
+def _apply(op: list[Any]) -> None:
+    """One step of the plan (what bubblewrap's flag of the same name does)."""
+    kind = op[0]
+    if kind in ("ro-bind", "ro-bind-try", "bind"):
+        _bind(op[1], op[2], readonly=kind != "bind", optional=kind == "ro-bind-try")
+    elif kind == "dev-bind":
+        raise SetupError("device nodes are not handed to template workers")
+    elif kind == "tmpfs":  # ["tmpfs", path, size bytes or None, mode or None]
+        dest = NEWROOT + op[1]
+        _make_target(dest, None)
+        options = ",".join(x for x in (f"size={op[2]}" if op[2] else "", f"mode={op[3]:o}" if op[3] else "") if x)
+        _mount("tmpfs", dest, "tmpfs", MS_NOSUID | MS_NODEV, options or None)
+    elif kind == "dir":  # ["dir", path, mode]
+        dest = NEWROOT + op[1]
+        os.makedirs(dest, exist_ok=True)
+        os.chmod(dest, op[2])
+    elif kind == "symlink":  # ["symlink", target, path]
+        os.symlink(op[1], NEWROOT + op[2])
+    else:
+        raise SetupError(f"unknown plan step {kind!r}")
+
+
+def _build_root(plan: list[list[Any]], tmp_bytes: int) -> None:
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    _mount("tmpfs", NEWROOT, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755")
+    for op in plan:
+        _apply(op)
+    # the template's /dev (bubblewrap's minimal one), with a /dev/shm of the job's own
+    _bind_dev()
+    _mount("tmpfs", NEWROOT + "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"size={tmp_bytes},mode=1777")
+    os.makedirs(NEWROOT + "/proc", exist_ok=True)
+    os.makedirs(NEWROOT + "/.old", exist_ok=True)
+    os.chdir(NEWROOT)
+    _pivot_root(".", ".old")
+    os.chdir("/")
+    _check(_libc.umount2(b"/.old", MNT_DETACH), "detach the old root")
+    os.rmdir("/.old")
+
+
+def _bind_dev() -> None:
+    os.makedirs(NEWROOT + "/dev", exist_ok=True)
+    _mount("/dev", NEWROOT + "/dev", None, MS_BIND | MS_REC)
+    os.makedirs(NEWROOT + "/dev/shm", exist_ok=True)
+
+
+def _loopback_up() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        import fcntl
+
+        flags = struct.unpack("16sH14x", fcntl.ioctl(sock, SIOCGIFFLAGS, struct.pack("16sH14x", b"lo", 0)))[1]
+        fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP | IFF_RUNNING))
+
+
+def _limits(job: dict[str, Any]) -> None:
+    mem = int(job["memory_bytes"])
+    settings = [
+        (resource.RLIMIT_AS, mem),
+        (resource.RLIMIT_CPU, int(job["cpu_seconds"])),
+        (resource.RLIMIT_FSIZE, int(job["file_size_bytes"])),
+        (resource.RLIMIT_NPROC, int(job["max_processes"])),
+        (resource.RLIMIT_NOFILE, int(job["open_files"])),
+        (resource.RLIMIT_CORE, 0),
+    ]
+    for which, value in settings:
+        resource.setrlimit(which, (value, value))
+
+
+def _status(fd: int, message: dict[str, Any]) -> None:
+    with contextlib.suppress(OSError):
+        os.write(fd, (json.dumps(message) + "\n").encode())
+
+
+def _worker(job: dict[str, Any], fds: list[int]) -> None:
+    """C: become the job's worker (never returns)."""
+    code = 70
+    try:
+        os.setsid()
+        uid = int(job["uid"])
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)  # from root to another uid: every capability is dropped
+        _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
+        for target, fd in enumerate(fds[:3]):
+            os.dup2(fd, target)
+        os.closerange(3, 65536)
+        _limits(job)
+        os.environ.clear()
+        os.environ.update(job["env"])
+        os.chdir(job["cwd"])
+        sys.argv = [job["argv0"]]
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            torch.set_num_threads(int(job["threads"]))
+        import _grader_worker  # type: ignore[import-not-found]
+
+        _grader_worker.serve()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def _init(job: dict[str, Any], fds: list[int]) -> None:
+    """B: pid 1 of the job (never returns)."""
+    status = fds[3]
+    try:
+        _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV)
+        _loopback_up()
+        worker = os.fork()
+    except Exception as exc:
+        _status(status, {"ok": False, "error": f"{exc}"})
+        os._exit(1)
+    if worker == 0:
+        os.close(status)
+        _worker(job, fds)
+    for fd in fds[:3]:
+        os.close(fd)
+    _status(status, {"ok": True})
+    while True:
+        try:
+            pid, code = os.wait()
+        except ChildProcessError:
+            os._exit(0)
+        if pid == worker:
+            _status(status, {"returncode": os.waitstatus_to_exitcode(code)})
+            os._exit(0)  # pid 1 ends: the kernel kills everything else of the job
+
+
+def _job(job: dict[str, Any], fds: list[int]) -> None:
+    """A: build the job's sandbox, start its pid 1 (never returns)."""
+    try:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        os.close(CONTROL_FD)
+        _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
+        _build_root(job["plan"], int(job["tmp_bytes"]))
+        init = os.fork()
+    except Exception as exc:
+        _status(fds[3], {"ok": False, "error": f"{exc}"})
+        os._exit(1)
+    if init == 0:
+        _init(job, fds)
+    os._exit(0)
+
+
+def _receive(control: socket.socket) -> tuple[dict[str, Any], list[int]] | None:
+    fd_size = struct.calcsize("i")
+    try:
+        data, ancdata, _flags, _addr = control.recvmsg(1 << 20, socket.CMSG_LEN(4 * fd_size))
+    except OSError:
+        return None
+    if not data:
+        return None
+    fds: list[int] = []
+    for level, kind, payload in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds += list(struct.unpack(f"{len(payload) // fd_size}i", payload[: len(payload) - len(payload) % fd_size]))
+    try:
+        job = json.loads(data)
+    except ValueError:
+        job = None
+    if not isinstance(job, dict) or len(fds) != 4:
+        for fd in fds:
+            os.close(fd)
+        return {}, []
+    return job, fds
+
+
+def serve() -> None:
+    """Preload, then fork a sandboxed worker for each job the grader sends, until the socket closes."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    for name in filter(None, (sys.argv[1] if len(sys.argv) > 1 else "").split(",")):  # what to preload
+        try:
+            importlib.import_module(name)
+        except Exception:
+            continue
+    importlib.import_module("_grader_worker")
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the A processes are reaped by the kernel
+    control = socket.socket(fileno=CONTROL_FD)
+    while True:
+        received = _receive(control)
+        if received is None:
+            os._exit(0)
+        job, fds = received
+        if not fds:
+            continue
+        if os.fork() == 0:
+            _job(job, fds)
+        for fd in fds:
+            os.close(fd)
+
+
+if __name__ == "__main__":
+    serve()
