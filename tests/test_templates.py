@@ -234,3 +234,26 @@ def test_a_dead_template_costs_a_cold_start_never_a_result(bwrap, tmp_path):
         session.close()
         dying.close()
     assert sandbox.forked == 0 and sandbox.fallbacks, "the worker should have started cold"
+
+
+def test_a_forked_job_ends_when_its_runner_does(bwrap, template, tmp_path):
+    """A runner killed on a timeout closes its end of the status socket: the job's pid 1 ends it, busy or not."""
+
+    session = _session(TemplatedSandbox(bwrap, template), tmp_path / "orphan", "while True:\n    pass\n")
+    session.prestart()  # the worker imports solution.py, which spins for ever
+    worker = session.worker
+    assert worker is not None
+    uid = worker._uid
+    deadline = time.monotonic() + 10
+    while not count_user_processes(uid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert count_user_processes(uid) == 1
+    # a runner killed on a timeout: the kernel closes its files (the reader threads keep stdout and stderr here)
+    os.close(worker.stdin.fileno())
+    os.close(worker._status_fd)
+    worker._status_fd = -1
+    deadline = time.monotonic() + 10
+    while count_user_processes(uid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not count_user_processes(uid), "the job outlived its runner"
+    session.close()

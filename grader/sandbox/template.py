@@ -1,19 +1,21 @@
 """A warm worker template: forks a fresh sandboxed worker per job from a process that has imported torch once.
 
-It runs *inside* a bubblewrap sandbox of its own (``python -I -B /opt/grader-worker/_grader_template.py torch,numpy``: what to preload), with
+It runs *inside* a bubblewrap sandbox of its own (``python -I -B /opt/grader-worker/_grader_template.py
+torch,numpy``, the second argument naming what to preload), with
 nothing but the standard library, the worker's two files and the modules it preloads. It never runs student
 code and never sees a verdict. It holds the capabilities to build a sandbox (as root: mounts, a uid change) and
 the host's files read-only at ``/host``; for each job the grader sends, over the control socket on fd 3, the
 job's filesystem plan (what bubblewrap would mount for a cold worker), its environment, uid and limits, and
-the four pipe ends of its worker (stdin, stdout, stderr, status). Then, per job:
+its worker's three pipe ends (stdin, stdout, stderr) and a status socket. Then, per job:
 
 - ``A`` (a fork of the template) unshares the mount, pid, network, ipc and uts namespaces, builds the job's
   root on a fresh tmpfs from the plan (fresh ``/tmp``, ``/scratch`` and ``/dev/shm`` of the job's size),
   pivots into it and detaches the old root, so ``/host`` and the template's own files are gone; forks ``B``;
   exits.
 - ``B`` is pid 1 of the job's pid namespace (as bubblewrap's own init is for a cold worker): it mounts that
-  namespace's ``/proc``, brings up the loopback, forks ``C``, reports ``{"ok": true}`` on the status pipe, reaps
-  what ends, and when ``C`` ends writes its exit code and exits, which kills whatever the job left running.
+  namespace's ``/proc``, brings up the loopback, forks ``C``, reports ``{"ok": true}`` on the status socket, reaps
+  what ends, and when ``C`` ends writes its exit code and exits, which kills whatever the job left running; it
+  exits as well when the grader's end of the status socket closes (a runner killed on a timeout).
 - ``C`` is the worker: a new session, the job's uid and groups (every capability gone), ``no_new_privs``, the
   job's rlimits, environment and working folder, only the three pipes open; then the same
   ``_grader_worker.serve()`` a cold worker runs.
@@ -31,6 +33,7 @@ import importlib
 import json
 import os
 import resource
+import select
 import signal
 import socket
 import struct
@@ -181,7 +184,7 @@ def _worker(job: dict[str, Any], fds: list[int]) -> None:
         _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
         for target, fd in enumerate(fds[:3]):
             os.dup2(fd, target)
-        os.closerange(3, 65536)
+        os.closerange(3, max(65536, resource.getrlimit(resource.RLIMIT_NOFILE)[0]))
         _limits(job)
         os.environ.clear()
         os.environ.update(job["env"])
@@ -203,29 +206,45 @@ def _worker(job: dict[str, Any], fds: list[int]) -> None:
 
 
 def _init(job: dict[str, Any], fds: list[int]) -> None:
-    """B: pid 1 of the job (never returns)."""
+    """B: pid 1 of the job (never returns). Its status socket is also the job's lifeline: when the grader's end
+    closes (the runner ended or was killed), pid 1 exits and the kernel kills everything of the job."""
     status = fds[3]
     try:
         _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV)
         _loopback_up()
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_w, False)
+        signal.set_wakeup_fd(wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)  # a child ended: the select below wakes
         worker = os.fork()
     except Exception as exc:
         _status(status, {"ok": False, "error": f"{exc}"})
         os._exit(1)
     if worker == 0:
-        os.close(status)
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        for fd in (status, wake_r, wake_w):
+            os.close(fd)
         _worker(job, fds)
     for fd in fds[:3]:
         os.close(fd)
     _status(status, {"ok": True})
     while True:
-        try:
-            pid, code = os.wait()
-        except ChildProcessError:
-            os._exit(0)
-        if pid == worker:
-            _status(status, {"returncode": os.waitstatus_to_exitcode(code)})
-            os._exit(0)  # pid 1 ends: the kernel kills everything else of the job
+        readable, _, _ = select.select([status, wake_r], [], [])
+        if status in readable and not os.read(status, 4096):
+            os._exit(0)  # nobody reads this job any more
+        if wake_r in readable:
+            os.read(wake_r, 4096)
+        while True:
+            try:
+                pid, code = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                os._exit(0)
+            if pid == 0:
+                break
+            if pid == worker:
+                _status(status, {"returncode": os.waitstatus_to_exitcode(code)})
+                os._exit(0)  # pid 1 ends: the kernel kills everything else of the job
 
 
 def _job(job: dict[str, Any], fds: list[int]) -> None:

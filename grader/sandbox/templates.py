@@ -93,9 +93,11 @@ class WorkerTemplate:
         """Send one job and wait until its worker runs: a :class:`TemplateWorker`, or TemplateUnavailable."""
         # (no poll of the process here: this runs in a runner forked from the template's owner, whose child it is not;
         # a template that has exited has closed its end, and the send fails)
-        ends = [os.pipe() for _ in range(4)]  # stdin, stdout, stderr, status: (read, write) each
-        theirs = [ends[0][0], ends[1][1], ends[2][1], ends[3][1]]
-        ours = [ends[0][1], ends[1][0], ends[2][0], ends[3][0]]
+        ends = [os.pipe() for _ in range(3)]  # stdin, stdout, stderr: (read, write) each
+        # status: a socket, so the job's pid 1 sees this end close when the runner ends (then the job is ended)
+        status_ours, status_theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        theirs = [ends[0][0], ends[1][1], ends[2][1], status_theirs.detach()]
+        ours = [ends[0][1], ends[1][0], ends[2][0], status_ours.detach()]
         try:
             self.control.sendmsg([json.dumps(job).encode()],
                                  [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", theirs))])
@@ -126,7 +128,7 @@ class WorkerTemplate:
 
 
 class TemplateWorker:
-    """A worker forked from a template: the three pipes of the wire, and a status pipe for how it ended."""
+    """A worker forked from a template: the three pipes of the wire, and a status socket for how it ended."""
 
     def __init__(self, fds: list[int], submission_path: str, isolation: Isolation, uid: int) -> None:
         self.stdin: IO[bytes] = os.fdopen(fds[0], "wb")
