@@ -146,11 +146,13 @@ class BwrapSandbox(SandboxBase):
         install_template(home)
         env = template_env(spec)
         args = [shutil.which("bwrap") or "bwrap", *_base_flags(), *render(_system_binds())]
+        # /tmp before the binds, as for a cold worker: an interpreter or venv living under /tmp must stay visible
+        args += ["--tmpfs", "/tmp", "--tmpfs", "/newroot"]
         roots = [str(r) for r in python_roots()]
         args += render(_parent_dirs([*roots, WORKER]))
         for r in roots:
             args += ["--ro-bind", r, r]
-        args += ["--ro-bind", "/", HOST, "--tmpfs", "/newroot", "--tmpfs", "/tmp", "--ro-bind", str(home), WORKER]
+        args += ["--ro-bind", "/", HOST, "--ro-bind", str(home), WORKER]
         for cap in ("CAP_SYS_ADMIN", "CAP_SETUID", "CAP_SETGID", "CAP_NET_ADMIN", "CAP_KILL"):
             args += ["--cap-add", cap]
         for key, value in env.items():
@@ -172,7 +174,7 @@ class BwrapSandbox(SandboxBase):
         job = {
             "plan": ops, "uid": uid, "env": {**worker_env(spec, home="/tmp"), "PWD": SCRATCH}, "cwd": SCRATCH,
             "argv0": f"{WORKER}/_grader_worker.py", "threads": limits.threads,
-            "tmp_bytes": limits.tmp_mb * 1024 * 1024, "memory_bytes": limits.memory_mb * 1024 * 1024,
+            "memory_bytes": limits.memory_mb * 1024 * 1024,
             "cpu_seconds": limits.cpu_seconds, "file_size_bytes": limits.file_size_mb * 1024 * 1024,
             "max_processes": limits.max_processes, "open_files": limits.open_files,
         }

@@ -88,7 +88,9 @@ def look():
         "no_new_privs": status.split("NoNewPrivs:")[1].split()[0], "uid_is_root": os.getuid() == 0,
         "groups": os.getgroups(), "fds": sorted(os.listdir("/proc/self/fd")), "argv0": sys.argv[0],
         "job_files": sorted(os.listdir("/job-files")), "submission": sorted(os.listdir("/submission")),
-        "write_usr": os.access("/usr", os.W_OK), "write_submission": os.access("/submission", os.W_OK),
+        "write_usr": os.access("/usr", os.W_OK), "write_shm": os.access("/dev/shm", os.W_OK),
+        "write_dev": os.access("/dev", os.W_OK), "write_tmp": os.access("/tmp", os.W_OK),
+        "write_submission": os.access("/submission", os.W_OK),
         "host": os.path.exists("/host"), "newroot": os.path.exists("/newroot"),
     }
 '''
@@ -113,9 +115,12 @@ def test_a_forked_worker_sees_what_a_cold_worker_sees(bwrap, template, tmp_path)
 PLANT = '''
 import os, subprocess, signal
 def plant():
-    for place in ("/tmp", "/dev/shm", ".", "/job-files/shared"):
-        with open(os.path.join(place, "planted"), "w") as fh:
-            fh.write("x")
+    for place in ("/tmp", "/dev/shm", "/dev", ".", "/job-files/shared"):
+        try:
+            with open(os.path.join(place, "planted"), "w") as fh:
+                fh.write("x")
+        except OSError:  # not writable here (as for a cold worker)
+            pass
     os.environ["PLANTED"] = "1"
     # a daemon in a session of its own, deaf to SIGTERM, meant to outlive the job
     deaf = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)"
@@ -123,7 +128,7 @@ def plant():
     subprocess.Popen(["python3", "-c", deaf], start_new_session=True, stdout=quiet, stderr=quiet)
     return os.getuid()
 def seen():
-    found = [p for p in ("/tmp", "/dev/shm", ".") if os.path.exists(os.path.join(p, "planted"))]
+    found = [p for p in ("/tmp", "/dev/shm", "/dev", ".") if os.path.exists(os.path.join(p, "planted"))]
     if os.environ.get("PLANTED"):
         found.append("environment")
     for pid in os.listdir("/proc"):

@@ -9,7 +9,7 @@ job's filesystem plan (what bubblewrap would mount for a cold worker), its envir
 its worker's three pipe ends (stdin, stdout, stderr) and a status socket. Then, per job:
 
 - ``A`` (a fork of the template) unshares the mount, pid, network, ipc and uts namespaces, builds the job's
-  root on a fresh tmpfs from the plan (fresh ``/tmp``, ``/scratch`` and ``/dev/shm`` of the job's size),
+  root on a fresh tmpfs from the plan (fresh ``/tmp`` and ``/scratch`` of the job's size, bubblewrap's ``/dev``),
   pivots into it and detaches the old root, so ``/host`` and the template's own files are gone; forks ``B``;
   exits.
 - ``B`` is pid 1 of the job's pid namespace (as bubblewrap's own init is for a cold worker): it mounts that
@@ -122,14 +122,13 @@ def _apply(op: list[Any]) -> None:
         raise SetupError(f"unknown plan step {kind!r}")
 
 
-def _build_root(plan: list[list[Any]], tmp_bytes: int) -> None:
+def _build_root(plan: list[list[Any]]) -> None:
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     _mount("tmpfs", NEWROOT, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755")
     for op in plan:
         _apply(op)
-    # the template's /dev (bubblewrap's minimal one), with a /dev/shm of the job's own
+    # the template's /dev: bubblewrap's minimal one, as a cold worker has it (root's: no job can write into it)
     _bind_dev()
-    _mount("tmpfs", NEWROOT + "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"size={tmp_bytes},mode=1777")
     os.makedirs(NEWROOT + "/proc", exist_ok=True)
     os.makedirs(NEWROOT + "/.old", exist_ok=True)
     os.chdir(NEWROOT)
@@ -142,7 +141,6 @@ def _build_root(plan: list[list[Any]], tmp_bytes: int) -> None:
 def _bind_dev() -> None:
     os.makedirs(NEWROOT + "/dev", exist_ok=True)
     _mount("/dev", NEWROOT + "/dev", None, MS_BIND | MS_REC)
-    os.makedirs(NEWROOT + "/dev/shm", exist_ok=True)
 
 
 def _loopback_up() -> None:
@@ -253,7 +251,7 @@ def _job(job: dict[str, Any], fds: list[int]) -> None:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         os.close(CONTROL_FD)
         _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
-        _build_root(job["plan"], int(job["tmp_bytes"]))
+        _build_root(job["plan"])
         init = os.fork()
     except Exception as exc:
         _status(fds[3], {"ok": False, "error": f"{exc}"})
