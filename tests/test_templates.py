@@ -76,12 +76,18 @@ def _student(session: WorkerSession) -> StudentProxy:
 
 
 LOOK = '''
-import os, sys
+import multiprocessing, multiprocessing.process, os, sys
 def look():
     status = open("/proc/self/status").read()
+    pids = sorted(p for p in os.listdir("/proc") if p.isdigit())
+    spawned = multiprocessing.get_context("spawn").Process(target=len, args=((),))  # re-runs __main__'s file
+    spawned.start()
+    spawned.join(60)
     return {
+        "main": sys.modules["__main__"].__file__, "path": sys.path, "spawned": spawned.exitcode,
+        "mp_dir": multiprocessing.process.ORIGINAL_DIR,
         "pid": os.getpid(), "root": sorted(os.listdir("/")),
-        "pids": sorted(p for p in os.listdir("/proc") if p.isdigit()),
+        "pids": pids,
         "cwd": os.getcwd(), "env": sorted(k for k in os.environ if k != "GRADER_JOB"), "home": os.environ["HOME"],
         "tmp": os.listdir("/tmp"), "shm": os.listdir("/dev/shm"), "scratch": os.listdir("."),
         "caps": status.split("CapEff:")[1].split()[0], "bounding": status.split("CapBnd:")[1].split()[0] != "0",
@@ -113,7 +119,9 @@ def test_a_forked_worker_sees_what_a_cold_worker_sees(bwrap, template, tmp_path)
 
 
 PLANT = '''
-import os, subprocess, signal
+import multiprocessing, os, subprocess, signal
+def authkey():  # what a job's multiprocessing authenticates with: its own, never the one before
+    return bytes(multiprocessing.current_process().authkey).hex()
 def plant():
     for place in ("/tmp", "/dev/shm", "/dev", ".", "/job-files/shared"):
         try:
@@ -143,6 +151,7 @@ def test_nothing_one_forked_job_leaves_reaches_the_next(bwrap, template, tmp_pat
     first = _session(sandbox, tmp_path / "first", PLANT)
     try:
         uid = _student(first).plant()
+        first_key = _student(first).authkey()
     finally:
         first.close()
     deadline = time.monotonic() + 10
@@ -152,6 +161,7 @@ def test_nothing_one_forked_job_leaves_reaches_the_next(bwrap, template, tmp_pat
     second = _session(sandbox, tmp_path / "second", PLANT)
     try:
         assert _student(second).seen() == []
+        assert _student(second).authkey() != first_key
     finally:
         second.close()
     assert sandbox.forked == 2 and not sandbox.fallbacks, sandbox.fallbacks

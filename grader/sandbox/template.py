@@ -17,8 +17,10 @@ its worker's three pipe ends (stdin, stdout, stderr) and a status socket. Then, 
   what ends, and when ``C`` ends writes its exit code and exits, which kills whatever the job left running; it
   exits as well when the grader's end of the status socket closes (a runner killed on a timeout).
 - ``C`` is the worker: a new session, the job's uid and groups (every capability gone), ``no_new_privs``, the
-  job's rlimits, environment and working folder, only the three pipes open; then the same
-  ``_grader_worker.serve()`` a cold worker runs.
+  job's rlimits, environment and working folder, only the three pipes open; then it runs the job's
+  ``/opt/grader-worker/_grader_worker.py`` as ``__main__`` with the template's original ``sys.path``, as a cold
+  worker does (a rank started with multiprocessing's "spawn" re-runs ``__main__`` from its file, which must be
+  the worker's, present in the job's root), and gives the job fresh multiprocessing state (authkey, folder).
 
 A setup step that fails is reported on the status pipe (``{"ok": false, "error": ...}``) and the grader starts a
 cold worker instead. Protocol: one SOCK_SEQPACKET message per job, a JSON object with the four descriptors
@@ -33,6 +35,7 @@ import importlib
 import json
 import os
 import resource
+import runpy
 import select
 import signal
 import socket
@@ -53,6 +56,7 @@ PR_SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG = 38, 1
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP, IFF_RUNNING = 0x8913, 0x8914, 0x1, 0x40
 
 _libc = ctypes.CDLL(None, use_errno=True)
+_SYS_PATH = list(sys.path)  # as python started: a job's worker gets this back, as a cold one has it
 
 
 class SetupError(Exception):
@@ -170,6 +174,15 @@ def _status(fd: int, message: dict[str, Any]) -> None:
         os.write(fd, (json.dumps(message) + "\n").encode())
 
 
+def _fresh_multiprocessing(cwd: str) -> None:
+    """What multiprocessing fixed when the template imported it, made the job's own: the folder a "spawn"
+    child resolves relative paths from, and the authkey its processes share (never another job's)."""
+    process = sys.modules.get("multiprocessing.process")
+    if process is not None:
+        process.ORIGINAL_DIR = cwd  # type: ignore[attr-defined]
+        process.current_process().authkey = os.urandom(32)
+
+
 def _worker(job: dict[str, Any], fds: list[int]) -> None:
     """C: become the job's worker (never returns)."""
     code = 70
@@ -187,13 +200,14 @@ def _worker(job: dict[str, Any], fds: list[int]) -> None:
         os.environ.clear()
         os.environ.update(job["env"])
         os.chdir(job["cwd"])
-        sys.argv = [job["argv0"]]
         torch = sys.modules.get("torch")
         if torch is not None:
             torch.set_num_threads(int(job["threads"]))
-        import _grader_worker  # type: ignore[import-not-found]
-
-        _grader_worker.serve()
+        _fresh_multiprocessing(job["cwd"])
+        sys.path[:] = _SYS_PATH
+        sys.argv = [job["argv0"]]
+        sys.modules.pop("_grader_worker", None)  # its imports stay warm; the job runs its own copy as __main__
+        runpy.run_path(job["argv0"], run_name="__main__")
         code = 0
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
