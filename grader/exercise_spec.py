@@ -208,18 +208,37 @@ def static_checks(checks_dir: Path) -> tuple[list[StaticCheck], list[str]]:
     problems: list[str] = []
     for folder in ("public", "hidden"):
         for path in sorted((checks_dir / folder).glob("test_*.py")):
-            try:
-                tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-            except (OSError, SyntaxError, ValueError) as exc:
-                problems.append(f"{path.name}: cannot be read ({exc})")
-                continue
-            for node in tree.body:
-                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith("test_"):
-                    check, problem = _static_check(node, path, folder == "hidden")
-                    found.append(check)
-                    if problem:
-                        problems.append(problem)
+            checks, file_problems = _file_checks(path, folder == "hidden")
+            found += checks
+            problems += file_problems
     return found, problems
+
+
+#: each check file's checks, by path, with the text they were read from: every runner loads every exercise, and
+#: one forked from a warm server finds the files already parsed (reading is cheap, parsing is not; changed text
+#: is parsed again)
+_PARSED: dict[Path, tuple[str, list[StaticCheck], list[str]]] = {}
+
+
+def _file_checks(path: Path, hidden: bool) -> tuple[list[StaticCheck], list[str]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+        cached = _PARSED.get(path)
+        if cached is not None and cached[0] == text:
+            return list(cached[1]), list(cached[2])
+        tree = ast.parse(text, filename=str(path))
+    except (OSError, SyntaxError, ValueError) as exc:
+        return [], [f"{path.name}: cannot be read ({exc})"]
+    checks: list[StaticCheck] = []
+    problems: list[str] = []
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith("test_"):
+            check, problem = _static_check(node, path, hidden)
+            checks.append(check)
+            if problem:
+                problems.append(problem)
+    _PARSED[path] = (text, checks, problems)
+    return list(checks), list(problems)
 
 
 def _static_check(node: ast.FunctionDef | ast.AsyncFunctionDef, path: Path, hidden: bool) -> tuple[StaticCheck, str]:
