@@ -85,6 +85,9 @@ def run(cfg: RunnerConfig) -> int:
     args = [
         *cfg.paths,
         "-q", "--no-header", "-p", "no:cacheprovider", "-p", "no:randomly", "-p", "no:timeout",
+        # its end-of-session garbage collection (for unraisable-exception warnings no verdict reads) walks the
+        # whole heap, torch's included: tenths of a second per job
+        "-p", "no:unraisableexception",
         "--import-mode=importlib", "--rootdir", cfg.checks_dir, "-c", os.devnull,
         "-W", "ignore::DeprecationWarning",
     ]

@@ -23,6 +23,7 @@ for each request ``{"cfg", "env", "cwd", "log"}`` writes ``{"pid": N}`` when the
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import json
 import os
@@ -292,6 +293,10 @@ def preload() -> None:
     for name in OPTIONAL:
         with contextlib.suppress(Exception):
             importlib.import_module(name)
+    with contextlib.suppress(Exception):  # the plugins imported and the check files' points read once, not per job
+        from grader.plugins import Registries, make_plugin_manager
+
+        Registries.collect(make_plugin_manager())
 
 
 def _serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
@@ -299,6 +304,10 @@ def _serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
 
     runner.die_with_parent(int(os.environ.get("GRADER_PARENT_PID", "0") or 0))
     preload()
+    # what was preloaded stays put: a fork's collections never walk the server's heap (torch's is large), and
+    # the pages it shares with the server are not written by the collector
+    gc.collect()
+    gc.freeze()
     server_pid = os.getpid()
 
     def say(message: dict[str, Any]) -> None:
