@@ -1,13 +1,15 @@
 """Batch throughput with 1 and 2 (or more) workers, and class report render time for 1,000 submissions.
 
     python benchmarks/batch_throughput.py [--students 32] [--workers 1 2] [--modes cold warm]
-                                          [--report-students 1000]
+                                          [--report-students 1000] [--exercise self-attention]
 
 Grades, cold (every job starts its runner) and warm (runners forked from fork servers, the default; see
 docs/speed.md), a generated class (the test fixtures' ``sample-add`` and ``hostile-target`` exercises: a mix
 of correct, wrong, broken and hostile work) into a fresh folder per worker count, and prints jobs
-per minute.  Then renders the class report for synthetic results of ``--report-students`` students
-(three exercises of six checks each) and prints how long gathering and rendering took.
+per minute.  With ``--exercise EX`` the class hands in one installed exercise instead: every fourth student
+its untouched stub, the others its reference (the checks' full compute).  Then renders the class report for
+synthetic results of ``--report-students`` students (three exercises of six checks each) and prints how long
+gathering and rendering took.
 
 Targets (checked by hand, not in timed unit tests): 2 workers grade more jobs per minute than 1 (each
 job is already two busy processes, runner and sandboxed worker, so on 2 cores expect 1.2-1.5x; more
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -28,16 +31,32 @@ sys.path.insert(0, str(ROOT / "tests"))  # the generated class lives with the te
 from fixtures.class_roster import make_class  # noqa: E402
 
 
-def throughput(students: int, workers: int, sample: int, warm: bool) -> tuple[int, float]:
+def one_exercise_class(root: Path, exercise_id: str, students: int) -> None:
+    """``students`` students handing in ``exercise_id``: its stub from every fourth, its reference from the rest."""
+    from grader import api
+
+    exercise = api.load().exercises.get(exercise_id)
+    if exercise.reference_dir is None:
+        raise SystemExit(f"{exercise_id}: its reference is not installed here")
+    for i in range(students):
+        source = exercise.stub_dir if i % 4 == 3 else exercise.reference_dir
+        shutil.copytree(source, root / f"student{i:02d}" / exercise_id,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+
+
+def throughput(students: int, workers: int, sample: int, warm: bool, exercise: str | None) -> tuple[int, float]:
     from grader import api
     from grader.batch.run import run_batch
     from grader.config import Settings
 
     with tempfile.TemporaryDirectory(prefix="grader-bench-") as tmp:
         root = Path(tmp)
-        course = make_class.make_course(root / "course")
-        make_class.make_class(root / "roster", students=students, sample=sample)
-        os.environ["GRADER_EXERCISES"] = str(course)
+        if exercise:
+            one_exercise_class(root / "roster", exercise, students)
+        else:
+            course = make_class.make_course(root / "course")
+            make_class.make_class(root / "roster", students=students, sample=sample)
+            os.environ["GRADER_EXERCISES"] = str(course)
         registries = api.load()
         settings = Settings.load({"work_dir": root / "jobs", "warm": warm}, cwd=root)
         t0 = time.perf_counter()
@@ -69,13 +88,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--modes", nargs="+", choices=["cold", "warm"], default=["cold", "warm"])
     parser.add_argument("--report-students", type=int, default=1000)
+    parser.add_argument("--exercise", help="a class handing in this installed exercise (e.g. self-attention)")
     args = parser.parse_args()
     print(f"cpu cores: {os.cpu_count()}")
     first = None
     for mode in args.modes:
         base = None
         for workers in args.workers:
-            jobs, seconds = throughput(args.students, workers, args.sample, mode == "warm")
+            jobs, seconds = throughput(args.students, workers, args.sample, mode == "warm", args.exercise)
             rate = jobs / seconds * 60
             base, first = base or rate, first or rate
             print(f"batch {mode}, {workers} worker(s): {jobs} jobs in {seconds:.1f} s = {rate:.1f} jobs/min "
