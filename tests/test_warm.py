@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -70,6 +71,32 @@ def test_a_fork_after_the_preloads_runs_torch_on_several_threads(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
+def test_transformers_is_imported_for_the_jobs_whose_checks_import_it(tmp_path):
+    """A server grading attention never pays transformers' seconds; the first job whose checks import it has
+    the server import it before the fork, once, and every fork after finds it imported."""
+    from grader.engine.core import runner_preload
+
+    registries = api.load()
+    assert runner_preload(registries.exercises.get("sample-softmax")) == ["torch"]
+    checks = tmp_path / "ex" / "checks" / "hidden"
+    checks.mkdir(parents=True)
+    (checks / "helpers.py").write_text("def f():\n    from transformers import AutoModel\n")
+    exercise = SimpleNamespace(checks_dir=tmp_path / "ex" / "checks", stub_dir=tmp_path / "ex" / "stub")
+    assert runner_preload(exercise) == ["transformers"]
+    script = textwrap.dedent("""
+        import sys
+        from grader.checks import warm
+        warm.preload()
+        before = "transformers" in sys.modules
+        warm.preload_for(["torch"])
+        after_torch = "transformers" in sys.modules
+        warm.preload_for(["torch", "transformers"])
+        print(before, after_torch, "transformers.modeling_utils" in sys.modules)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.stdout.split() == ["False", "False", "True"], proc.stderr[-2000:]
+
+
 def test_a_runner_that_cannot_start_is_a_failure_with_its_traceback(tmp_path):
     pool = warm.RunnerPool(1)
     try:
@@ -90,7 +117,7 @@ def test_a_runner_that_cannot_start_is_a_failure_with_its_traceback(tmp_path):
 
 @pytest.mark.slow
 def test_a_pool_that_cannot_start_costs_speed_never_a_result(tmp_path, settings, monkeypatch):
-    def refuse(env):
+    def refuse(env, first=None):
         raise warm.ServerGone("no fork server here")
 
     monkeypatch.setattr(warm, "ForkServer", refuse)

@@ -59,6 +59,8 @@ class RunnerConfig:
     warm_workers: bool = True
     #: what that template imports before it forks: the modules the exercise's stub imports (torch, numpy ...)
     worker_preload: list[str] = field(default_factory=list)
+    #: what a warm fork server imports, once, before forking this job's runner: the modules the checks import
+    runner_preload: list[str] = field(default_factory=list)
 
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self)), encoding="utf-8")

@@ -43,8 +43,11 @@ from grader.sandbox import Limits, WorkerSpec, templates
 #: imported by every fork server: what every runner needs
 PRELOAD = ("torch", "pytest", "grader.checks.checking", "grader.sandbox.remote", "grader.checks.runner",
            "grader.testing")
-#: imported as well when installed: the checks of the model exercises load them
-OPTIONAL = ("numpy", "transformers", "transformers.modeling_utils", "safetensors.torch")
+#: imported as well when installed (cheap, and most checks use them)
+OPTIONAL = ("numpy", "safetensors.torch")
+#: imported when installed, once, before the first job whose checks import the key (`RunnerConfig.runner_preload`):
+#: transformers alone costs seconds, which a server grading attention or tokenization never needs to pay
+ON_DEMAND = {"transformers": ("transformers", "transformers.modeling_utils")}
 START_TIMEOUT_S = 120.0
 #: warm worker templates a fork server keeps (each holds a python with torch, and transformers where preloaded)
 TEMPLATES_KEPT = 3
@@ -61,11 +64,14 @@ class ServerGone(Exception):
 class ForkServer:
     """One ``python -m grader.checks.warm`` process, used by one job at a time."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], first: Path | None = None) -> None:
+        """``first``: the runner.json of the job the server is started for: it starts that job's worker
+        template before its own imports, so the two cold starts overlap."""
         self.env = env
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "grader.checks.warm"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL, env={**env, "GRADER_PARENT_PID": str(os.getpid())}, start_new_session=True,
+            [sys.executable, "-m", "grader.checks.warm", *([str(first)] if first else [])], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env={**env, "GRADER_PARENT_PID": str(os.getpid())},
+            start_new_session=True,
         )
         self._buffer = b""
         ready = self._reply(time.monotonic() + START_TIMEOUT_S)
@@ -165,7 +171,7 @@ class RunnerPool:
         self.warm_jobs = 0
         self.closed = False
 
-    def _take(self, env: dict[str, str]) -> ForkServer:
+    def _take(self, env: dict[str, str], first: Path) -> ForkServer:
         with self._cond:
             while True:
                 for server in self._idle:
@@ -182,7 +188,7 @@ class RunnerPool:
                     break
                 self._cond.wait()
         try:
-            return ForkServer(env)
+            return ForkServer(env, first)
         except BaseException:
             with self._cond:
                 self._count -= 1
@@ -204,7 +210,7 @@ class RunnerPool:
         if self.closed:
             return None
         try:
-            server = self._take(base)
+            server = self._take(base, cfg_path)
         except ServerGone as exc:
             self.fallbacks.append(str(exc))
             return None
@@ -299,10 +305,34 @@ def preload() -> None:
         Registries.collect(make_plugin_manager())
 
 
-def _serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
+def preload_for(modules: list[str]) -> None:
+    """Import, before the next fork, what a job's checks need and this server has not imported yet (each of
+    :data:`ON_DEMAND` at most once); the forks after it find it imported."""
+    wanted = [name for root in modules for name in ON_DEMAND.get(root, ()) if name not in sys.modules]
+    for name in wanted:
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
+    if wanted:
+        gc.collect()
+        gc.freeze()
+
+
+def _job_config(request: dict[str, Any]) -> RunnerConfig | None:
+    """The job's runner.json, or None (a path that is not a plain file is never opened: a fifo would block)."""
+    try:
+        path = Path(request["cfg"])
+        return RunnerConfig.read(path) if path.is_file() else None
+    except Exception:
+        return None
+
+
+def _serve(stdin: IO[bytes], stdout: IO[bytes], first: str | None = None) -> None:
     from grader.checks import runner
 
     runner.die_with_parent(int(os.environ.get("GRADER_PARENT_PID", "0") or 0))
+    keeper = TemplateKeeper()
+    if first:  # the first job's worker template imports torch in its sandbox while this server imports its own
+        keeper.for_job(_job_config({"cfg": first}))
     preload()
     # what was preloaded stays put: a fork's collections never walk the server's heap (torch's is large), and
     # the pages it shares with the server are not written by the collector
@@ -315,10 +345,12 @@ def _serve(stdin: IO[bytes], stdout: IO[bytes]) -> None:
         stdout.flush()
 
     say({"ready": server_pid})
-    keeper = TemplateKeeper()
     for line in stdin:
         request = json.loads(line)
-        templates.make_current(keeper.for_job(request))  # the fork below uses it for its workers
+        cfg = _job_config(request)
+        if cfg is not None:
+            preload_for(cfg.runner_preload)
+        templates.make_current(keeper.for_job(cfg))  # the fork below uses it for its workers
         pid = os.fork()
         if pid == 0:
             _child(request, server_pid)  # never returns
@@ -335,15 +367,12 @@ class TemplateKeeper:
         self.kept: dict[str, templates.WorkerTemplate] = {}
         self._registries: Any = None
 
-    def for_job(self, request: dict[str, Any]) -> templates.WorkerTemplate | None:
+    def for_job(self, cfg: RunnerConfig | None) -> templates.WorkerTemplate | None:
         """The template the job's workers can be forked from (started now if there is none yet), or None: the job
-        starts them cold (warm workers off, a backend without templates, any trouble starting one)."""
+        starts them cold (no readable runner.json, warm workers off, a backend without templates, any trouble
+        starting one)."""
         try:
-            path = Path(request["cfg"])
-            if not path.is_file():  # never block the server on a path that is not a plain file (a fifo)
-                return None
-            cfg = RunnerConfig.read(path)
-            if not cfg.warm_workers or cfg.load_problem or cfg.device != "cpu":
+            if cfg is None or not cfg.warm_workers or cfg.load_problem or cfg.device != "cpu":
                 return None
             if self._registries is None:
                 from grader.plugins import Registries, make_plugin_manager
@@ -407,4 +436,4 @@ def _child(request: dict[str, Any], server_pid: int) -> None:
 
 if __name__ == "__main__":
     sys.dont_write_bytecode = True
-    _serve(sys.stdin.buffer, sys.stdout.buffer)
+    _serve(sys.stdin.buffer, sys.stdout.buffer, sys.argv[1] if len(sys.argv) > 1 else None)

@@ -279,6 +279,7 @@ def _runner_config(exercise: Exercise, settings: Settings, registries: Registrie
         prestart_worker=settings.prestart,
         warm_workers=settings.warm_workers,
         worker_preload=worker_preload(exercise.stub_dir),
+        runner_preload=runner_preload(exercise),
     )
 
 
@@ -290,14 +291,27 @@ PRELOADABLE = ("numpy", "torch", "transformers")
 def worker_preload(stub_dir: Path) -> list[str]:
     """The preloadable modules the exercise's stub imports (any ``.py`` of it, at any depth): what a student's
     solution imports too, so a worker forked with them imported starts where a cold one would be after its imports."""
+    found = _imported(stub_dir)
+    return [m for m in PRELOADABLE if m in found]
+
+
+def runner_preload(exercise: Exercise) -> list[str]:
+    """The preloadable modules the exercise's checks (or its stub, which the checks compare against) import: what
+    a warm fork server imports before forking the job's runner, once (transformers alone takes seconds)."""
+    found = _imported(exercise.checks_dir) | _imported(exercise.stub_dir)
+    return [m for m in PRELOADABLE if m in found]
+
+
+def _imported(folder: Path) -> set[str]:
+    """The top-level modules the ``.py`` files under ``folder`` import (absolute imports, anywhere in a file)."""
     found: set[str] = set()
-    for source in sorted(stub_dir.rglob("*.py")) if stub_dir.is_dir() else ():
+    for source in sorted(folder.rglob("*.py")) if folder.is_dir() else ():
         with suppress(OSError, SyntaxError, ValueError):
             for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
                 names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
                     [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
                 found.update(n.split(".")[0] for n in names)
-    return [m for m in PRELOADABLE if m in found]
+    return found
 
 
 def _is_reference(exercise: Exercise, source: Path) -> bool:
