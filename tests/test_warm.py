@@ -74,15 +74,15 @@ def test_a_fork_after_the_preloads_runs_torch_on_several_threads(tmp_path):
 def test_transformers_is_imported_for_the_jobs_whose_checks_import_it(tmp_path):
     """A server grading attention never pays transformers' seconds; the first job whose checks import it has
     the server import it before the fork, once, and every fork after finds it imported."""
-    from grader.engine.core import runner_preload
+    from grader.engine.core import preloads
 
     registries = api.load()
-    assert runner_preload(registries.exercises.get("sample-softmax")) == ["torch"]
+    assert preloads(registries.exercises.get("sample-softmax"))[1] == ["torch"]
     checks = tmp_path / "ex" / "checks" / "hidden"
     checks.mkdir(parents=True)
     (checks / "helpers.py").write_text("def f():\n    from transformers import AutoModel\n")
     exercise = SimpleNamespace(checks_dir=tmp_path / "ex" / "checks", stub_dir=tmp_path / "ex" / "stub")
-    assert runner_preload(exercise) == ["transformers"]
+    assert preloads(exercise)[1] == ["transformers"]
     script = textwrap.dedent("""
         import sys
         from grader.checks import warm

@@ -245,6 +245,7 @@ def _runner_config(exercise: Exercise, settings: Settings, registries: Registrie
                    public_only: bool, out_dir: Path | None, load_problem: str, refused: bool,
                    is_reference: bool = False) -> RunnerConfig:
     """Everything the trusted runner needs for one job (written as runner.json, readable by root only)."""
+    worker_modules, runner_modules = preloads(exercise)
     return RunnerConfig(
         job_id=job_id,
         job_dir=str(job),
@@ -278,8 +279,8 @@ def _runner_config(exercise: Exercise, settings: Settings, registries: Registrie
         submission_is_reference=is_reference,
         prestart_worker=settings.prestart,
         warm_workers=settings.warm_workers,
-        worker_preload=worker_preload(exercise.stub_dir),
-        runner_preload=runner_preload(exercise),
+        worker_preload=worker_modules,
+        runner_preload=runner_modules,
     )
 
 
@@ -288,18 +289,18 @@ def _runner_config(exercise: Exercise, settings: Settings, registries: Registrie
 PRELOADABLE = ("numpy", "torch", "transformers")
 
 
-def worker_preload(stub_dir: Path) -> list[str]:
-    """The preloadable modules the exercise's stub imports (any ``.py`` of it, at any depth): what a student's
-    solution imports too, so a worker forked with them imported starts where a cold one would be after its imports."""
-    found = _imported(stub_dir)
-    return [m for m in PRELOADABLE if m in found]
+def preloads(exercise: Exercise) -> tuple[list[str], list[str]]:
+    """The preloadable modules a job's warm processes import before they fork, (worker's, runner's); the stub's
+    files and the checks' are each read once per job.
 
-
-def runner_preload(exercise: Exercise) -> list[str]:
-    """The preloadable modules the exercise's checks (or its stub, which the checks compare against) import: what
-    a warm fork server imports before forking the job's runner, once (transformers alone takes seconds)."""
-    found = _imported(exercise.checks_dir) | _imported(exercise.stub_dir)
-    return [m for m in PRELOADABLE if m in found]
+    The worker's: what the stub imports (any ``.py`` of it, at any depth), which a student's solution imports too,
+    so a worker forked with them imported starts where a cold one would be after its imports. The runner's: what
+    the checks or the stub (which the checks compare against) import, which a warm fork server imports once
+    before forking the job's runner (transformers alone takes seconds).
+    """
+    stub = _imported(exercise.stub_dir)
+    runner = stub | _imported(exercise.checks_dir)
+    return [m for m in PRELOADABLE if m in stub], [m for m in PRELOADABLE if m in runner]
 
 
 def _imported(folder: Path) -> set[str]:
