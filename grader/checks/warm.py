@@ -23,6 +23,7 @@ for each request ``{"cfg", "env", "cwd", "log"}`` writes ``{"pid": N}`` when the
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import importlib
 import json
@@ -300,9 +301,16 @@ def preload() -> None:
         with contextlib.suppress(Exception):
             importlib.import_module(name)
     with contextlib.suppress(Exception):  # the plugins imported and the check files' points read once, not per job
-        from grader.plugins import Registries, make_plugin_manager
+        server_registries()
 
-        Registries.collect(make_plugin_manager())
+
+@functools.cache
+def server_registries() -> Any:
+    """The fork server's plugins, collected once: the templates' sandboxes come from them, and every fork finds
+    the plugin modules imported and the check files parsed."""
+    from grader.plugins import Registries, make_plugin_manager
+
+    return Registries.collect(make_plugin_manager())
 
 
 def preload_for(modules: list[str]) -> None:
@@ -365,7 +373,6 @@ class TemplateKeeper:
 
     def __init__(self) -> None:
         self.kept: dict[str, templates.WorkerTemplate] = {}
-        self._registries: Any = None
 
     def for_job(self, cfg: RunnerConfig | None) -> templates.WorkerTemplate | None:
         """The template the job's workers can be forked from (started now if there is none yet), or None: the job
@@ -374,11 +381,7 @@ class TemplateKeeper:
         try:
             if cfg is None or not cfg.warm_workers or cfg.load_problem or cfg.device != "cpu":
                 return None
-            if self._registries is None:
-                from grader.plugins import Registries, make_plugin_manager
-
-                self._registries = Registries.collect(make_plugin_manager())
-            sandbox = self._registries.sandboxes.get(cfg.sandbox)
+            sandbox = server_registries().sandboxes.get(cfg.sandbox)
             spec = WorkerSpec(job_id="template", submission_dir=Path(cfg.submission_dir),
                               scratch_dir=Path(cfg.job_dir), worker_dir=Path(cfg.job_dir), limits=Limits(**cfg.limits),
                               device=cfg.device)
