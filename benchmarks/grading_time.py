@@ -83,7 +83,7 @@ def main() -> None:
                  "warm": dataclasses.replace(base, warm=True, prestart=True)}
         servers = warm.RunnerPool(1)  # started by the first warm grading, below, and kept for all
         try:
-            if "warm" in args.modes:
+            if "warm" in args.modes and not args.warmup:  # (with --warmup, each exercise's own warm-up starts it)
                 with warm.activate(servers):
                     api.grade(registries, ids[0], registries.exercises.get(ids[0]).reference_dir, modes["warm"])
             for ex_id in ids:
